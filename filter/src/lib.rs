@@ -1,0 +1,1 @@
+//! Ferry's proxy-wasm HTTP filter (placeholder while the crate is being written).
