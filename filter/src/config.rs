@@ -1,0 +1,416 @@
+//! Plugin configuration: the JSON that Envoy hands to `on_configure`, parsed, then validated.
+//!
+//! Parsing is strict: an unknown field is an error (a typo must never pass silently), and every
+//! error names the field path and the offending value, e.g.
+//! `domains[1].mirror: "example.cn" is also domains[0].mirror`. The result is a [`Config`] of
+//! typed, normalised values that the rest of the filter trusts without further checks.
+
+use serde::Deserialize;
+use std::collections::HashSet;
+
+use crate::domain::{self, DomainError};
+
+/// Response content types that are rewritten when the configuration does not list its own.
+pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
+    "text/html",
+    "text/css",
+    "text/javascript",
+    "application/javascript",
+    "application/json",
+    "application/ld+json",
+    "application/manifest+json",
+    "application/xml",
+    "text/xml",
+    "application/rss+xml",
+    "application/atom+xml",
+    "image/svg+xml",
+    "text/plain",
+];
+
+/// Response headers whose values are rewritten origin -> mirror when the configuration does not
+/// list its own. `set-cookie` is special: only its `Domain` attribute is rewritten.
+pub const DEFAULT_RESPONSE_HEADERS: &[&str] = &[
+    "location",
+    "content-location",
+    "refresh",
+    "link",
+    "set-cookie",
+    "access-control-allow-origin",
+    "content-security-policy",
+    "content-security-policy-report-only",
+];
+
+/// Why a configuration was refused. The message names the field and the value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("configuration is not valid JSON for ferry: {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("domains: at least one {{\"origin\", \"mirror\"}} pair is required")]
+    NoDomains,
+    #[error("domains[{index}].{field}: {value:?} is not a valid domain name: {source}")]
+    BadDomain {
+        index: usize,
+        field: &'static str,
+        value: String,
+        source: DomainError,
+    },
+    #[error("domains[{index}].{field}: {value:?} is also domains[{other}].{other_field}")]
+    Duplicate {
+        index: usize,
+        field: &'static str,
+        value: String,
+        other: usize,
+        other_field: &'static str,
+    },
+    #[error("{field}[{index}]: {value:?} is not valid: {reason}")]
+    BadListItem {
+        field: &'static str,
+        index: usize,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("{field}: the list is empty; leave the field out to use the defaults")]
+    EmptyList { field: &'static str },
+}
+
+/// The JSON document as written by the operator.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    domains: Vec<RawDomain>,
+    #[serde(default)]
+    content_types: Option<Vec<String>>,
+    #[serde(default)]
+    response_headers: Option<Vec<String>>,
+    #[serde(default = "default_true")]
+    identity_encoding: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    origin: String,
+    mirror: String,
+    #[serde(default)]
+    subdomains: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One origin <-> mirror pair, normalised to lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainPair {
+    pub origin: String,
+    pub mirror: String,
+    /// Whether `sub.origin` <-> `sub.mirror` as well.
+    pub subdomains: bool,
+}
+
+/// A content type the filter rewrites: an exact `type/subtype` or a `type/*` family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentTypeRule {
+    Exact(String),
+    Family(String),
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub domains: Vec<DomainPair>,
+    pub content_types: Vec<ContentTypeRule>,
+    /// Lowercase response header names to rewrite.
+    pub response_headers: Vec<String>,
+    /// Ask the origin for an uncompressed response (`Accept-Encoding: identity`).
+    pub identity_encoding: bool,
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration.
+    pub fn from_json(json: &[u8]) -> Result<Config, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_slice(json);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::Parse {
+                path: if path == "." {
+                    "(document)".into()
+                } else {
+                    path
+                },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        raw.validate()
+    }
+
+    /// Whether a response with this media type (lowercase, without parameters) is rewritten.
+    pub fn rewrites_content_type(&self, media_type: &str) -> bool {
+        self.content_types.iter().any(|rule| match rule {
+            ContentTypeRule::Exact(t) => t == media_type,
+            ContentTypeRule::Family(prefix) => media_type
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('/')),
+        })
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        if self.domains.is_empty() {
+            return Err(ConfigError::NoDomains);
+        }
+        let mut domains = Vec::with_capacity(self.domains.len());
+        for (index, d) in self.domains.into_iter().enumerate() {
+            let check = |field: &'static str, value: String| {
+                domain::normalize(&value).map_err(|source| ConfigError::BadDomain {
+                    index,
+                    field,
+                    value,
+                    source,
+                })
+            };
+            let origin = check("origin", d.origin)?;
+            let mirror = check("mirror", d.mirror)?;
+            domains.push(DomainPair {
+                origin,
+                mirror,
+                subdomains: d.subdomains,
+            });
+        }
+        check_unique(&domains)?;
+
+        let content_types = match self.content_types {
+            None => DEFAULT_CONTENT_TYPES
+                .iter()
+                .map(|t| ContentTypeRule::Exact((*t).to_string()))
+                .collect(),
+            Some(list) => parse_list("content_types", list, parse_content_type)?,
+        };
+        let response_headers = match self.response_headers {
+            None => DEFAULT_RESPONSE_HEADERS
+                .iter()
+                .map(|h| (*h).to_string())
+                .collect(),
+            Some(list) => parse_list("response_headers", list, parse_header_name)?,
+        };
+        Ok(Config {
+            domains,
+            content_types,
+            response_headers,
+            identity_encoding: self.identity_encoding,
+        })
+    }
+}
+
+/// Every origin and every mirror appears once, and no name is both an origin and a mirror (a
+/// request would be rewritten into a name that is rewritten back).
+fn check_unique(domains: &[DomainPair]) -> Result<(), ConfigError> {
+    let mut seen: Vec<(&str, usize, &'static str)> = Vec::new();
+    for (index, d) in domains.iter().enumerate() {
+        for (field, value) in [("origin", &d.origin), ("mirror", &d.mirror)] {
+            if let Some(&(_, other, other_field)) = seen.iter().find(|(v, ..)| *v == value) {
+                return Err(ConfigError::Duplicate {
+                    index,
+                    field,
+                    value: value.clone(),
+                    other,
+                    other_field,
+                });
+            }
+            seen.push((value, index, field));
+        }
+    }
+    Ok(())
+}
+
+fn parse_list<T>(
+    field: &'static str,
+    list: Vec<String>,
+    parse: fn(&str) -> Result<T, &'static str>,
+) -> Result<Vec<T>, ConfigError> {
+    if list.is_empty() {
+        return Err(ConfigError::EmptyList { field });
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
+    for (index, value) in list.into_iter().enumerate() {
+        let lower = value.trim().to_ascii_lowercase();
+        if !seen.insert(lower.clone()) {
+            return Err(ConfigError::BadListItem {
+                field,
+                index,
+                value,
+                reason: "listed twice",
+            });
+        }
+        match parse(&lower) {
+            Ok(item) => out.push(item),
+            Err(reason) => {
+                return Err(ConfigError::BadListItem {
+                    field,
+                    index,
+                    value,
+                    reason,
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn is_token(s: &str) -> bool {
+    // RFC 9110 token characters.
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn parse_content_type(s: &str) -> Result<ContentTypeRule, &'static str> {
+    let Some((kind, sub)) = s.split_once('/') else {
+        return Err("expected type/subtype, e.g. text/html or text/*");
+    };
+    if !is_token(kind) || kind == "*" {
+        return Err("expected type/subtype, e.g. text/html or text/*");
+    }
+    if sub == "*" {
+        return Ok(ContentTypeRule::Family(kind.to_string()));
+    }
+    if !is_token(sub) {
+        return Err("expected type/subtype, e.g. text/html or text/*");
+    }
+    Ok(ContentTypeRule::Exact(s.to_string()))
+}
+
+fn parse_header_name(s: &str) -> Result<String, &'static str> {
+    if !is_token(s) {
+        return Err("not an HTTP header name");
+    }
+    if s.starts_with(':') || matches!(s, "content-length" | "content-encoding" | "etag") {
+        return Err("this header is managed by the filter itself");
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        Config::from_json(json.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn issue_example_parses_with_defaults() {
+        let c = Config::from_json(
+            br#"{"domains": [
+              {"origin": "example.com", "mirror": "example.cn", "subdomains": true},
+              {"origin": "examplecdn.net", "mirror": "cdn.example.cn", "subdomains": true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.domains.len(), 2);
+        assert_eq!(c.domains[1].mirror, "cdn.example.cn");
+        assert!(c.identity_encoding);
+        assert!(c.rewrites_content_type("text/html"));
+        assert!(c.rewrites_content_type("image/svg+xml"));
+        assert!(!c.rewrites_content_type("image/png"));
+        assert_eq!(c.response_headers.len(), DEFAULT_RESPONSE_HEADERS.len());
+    }
+
+    #[test]
+    fn domains_are_normalised_to_lowercase() {
+        let c =
+            Config::from_json(br#"{"domains":[{"origin":"Example.COM","mirror":"EXAMPLE.cn"}]}"#)
+                .unwrap();
+        assert_eq!(c.domains[0].origin, "example.com");
+        assert_eq!(c.domains[0].mirror, "example.cn");
+        assert!(!c.domains[0].subdomains, "subdomains defaults to false");
+    }
+
+    #[test]
+    fn every_error_names_the_field_and_the_value() {
+        let cases: &[(&str, &[&str])] = &[
+            ("not json", &["(document)", "expected"]),
+            ("{}", &["missing field `domains`"]),
+            (r#"{"domains": []}"#, &["domains", "at least one"]),
+            (
+                r#"{"domains": [{"origin": "", "mirror": "example.cn"}]}"#,
+                &["domains[0].origin", "\"\"", "empty"],
+            ),
+            (
+                r#"{"domains": [{"origin": "exa mple.com", "mirror": "example.cn"}]}"#,
+                &["domains[0].origin", "\"exa mple.com\""],
+            ),
+            (
+                r#"{"domains": [{"origin": "example.com", "mirror": "example.cn", "subdomains": "yes"}]}"#,
+                &["domains[0].subdomains", "\"yes\"", "boolean"],
+            ),
+            (
+                r#"{"domains": [{"origin": "example.com", "mirror": "example.cn", "subdomain": true}]}"#,
+                &["domains[0]", "unknown field `subdomain`"],
+            ),
+            (
+                r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}], "typo": 1}"#,
+                &["unknown field `typo`"],
+            ),
+            (
+                r#"{"domains": [{"origin": "a.com", "mirror": "example.cn"},
+                                {"origin": "b.com", "mirror": "example.cn"}]}"#,
+                &["domains[1].mirror", "\"example.cn\"", "domains[0].mirror"],
+            ),
+            (
+                r#"{"domains": [{"origin": "example.com", "mirror": "example.com"}]}"#,
+                &["domains[0].mirror", "\"example.com\"", "domains[0].origin"],
+            ),
+            (
+                r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                    "content_types": ["text/html", "html"]}"#,
+                &["content_types[1]", "\"html\"", "type/subtype"],
+            ),
+            (
+                r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                    "content_types": []}"#,
+                &["content_types", "empty"],
+            ),
+            (
+                r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                    "response_headers": ["location", "Location"]}"#,
+                &["response_headers[1]", "\"Location\"", "twice"],
+            ),
+            (
+                r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                    "response_headers": ["content-length"]}"#,
+                &["response_headers[0]", "managed by the filter"],
+            ),
+            (
+                r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                    "identity_encoding": 1}"#,
+                &["identity_encoding", "integer `1`", "boolean"],
+            ),
+        ];
+        for (json, needles) in cases {
+            let message = err(json);
+            for needle in *needles {
+                assert!(
+                    message.contains(needle),
+                    "error for {json} is {message:?}, which lacks {needle:?}"
+                );
+            }
+            assert!(!message.contains('\n'), "one line: {message:?}");
+        }
+    }
+
+    #[test]
+    fn content_type_families() {
+        let c = Config::from_json(
+            br#"{"domains":[{"origin":"example.com","mirror":"example.cn"}],
+                 "content_types":["text/*","application/json"]}"#,
+        )
+        .unwrap();
+        assert!(c.rewrites_content_type("text/html"));
+        assert!(c.rewrites_content_type("text/x-anything"));
+        assert!(c.rewrites_content_type("application/json"));
+        assert!(!c.rewrites_content_type("textual/html"));
+        assert!(!c.rewrites_content_type("application/javascript"));
+    }
+}

@@ -1,0 +1,272 @@
+//! Header rules: which headers change on a mirror request and its response, and to what.
+//!
+//! Requests go mirror -> origin: the authority (`:authority`, which is `Host` in HTTP/1), and the
+//! host part of `Origin` and `Referer` (only the host: a query string that mentions the mirror
+//! is the visitor's data). Responses go origin -> mirror, for the configured list of headers:
+//! URL-bearing headers (`Location`, `Link`, `Content-Security-Policy`, ...) through the same
+//! engine as bodies, and `Set-Cookie` through its `Domain` attribute alone, so cookie names and
+//! values are never touched.
+
+use crate::domain::{split_port, Direction, HostMap};
+use crate::rewrite::Rewriter;
+
+/// New value of a request header whose value is a URL or an origin (`Origin`, `Referer`):
+/// its host is mapped mirror -> origin. `None` when it does not name a mirror host.
+pub fn request_url(hosts: &HostMap, value: &[u8]) -> Option<Vec<u8>> {
+    let (start, end) = url_authority(value)?;
+    let authority = &value[start..end];
+    // Drop any userinfo; it stays in place in the output.
+    let host_start = authority
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(0, |i| i + 1);
+    let mapped = hosts.map_authority(&authority[host_start..], Direction::MirrorToOrigin)?;
+    let mut out = Vec::with_capacity(value.len() + 8);
+    out.extend_from_slice(&value[..start + host_start]);
+    out.extend_from_slice(&mapped);
+    out.extend_from_slice(&value[end..]);
+    Some(out)
+}
+
+/// The byte range of the authority in `scheme://authority/...`.
+fn url_authority(value: &[u8]) -> Option<(usize, usize)> {
+    let sep = value.windows(3).position(|w| w == b"://")?;
+    let scheme = &value[..sep];
+    let scheme_ok = !scheme.is_empty()
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !scheme_ok {
+        return None;
+    }
+    let start = sep + 3;
+    let len = value[start..]
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(value.len() - start);
+    Some((start, start + len))
+}
+
+/// New `Set-Cookie` value: an origin host in the `Domain` attribute becomes the mirror host
+/// (a leading dot is kept). `None` when there is nothing to change.
+pub fn set_cookie(hosts: &HostMap, value: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut pos = 0;
+    // The first `;`-separated part is name=value; attributes follow.
+    for part in value.split(|&b| b == b';') {
+        let part_start = pos;
+        pos += part.len() + 1;
+        if part_start == 0 {
+            continue;
+        }
+        let Some(eq) = part.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        if !part[..eq].trim_ascii().eq_ignore_ascii_case(b"domain") {
+            continue;
+        }
+        let raw = &part[eq + 1..];
+        let lead = raw.len() - raw.trim_ascii_start().len();
+        let domain = raw.trim_ascii();
+        let dot = usize::from(domain.first() == Some(&b'.'));
+        let Some(mapped) = hosts.map(&domain[dot..], Direction::OriginToMirror) else {
+            continue;
+        };
+        let domain_start = part_start + eq + 1 + lead + dot;
+        let buf = out.get_or_insert_with(|| Vec::with_capacity(value.len() + 8));
+        buf.extend_from_slice(&value[copied..domain_start]);
+        buf.extend_from_slice(&mapped);
+        copied = domain_start + domain.len() - dot;
+    }
+    let mut buf = out?;
+    buf.extend_from_slice(&value[copied..]);
+    Some(buf)
+}
+
+/// New value of response header `name` (lowercase), or `None` when it stays.
+pub fn response_value(
+    name: &str,
+    value: &[u8],
+    hosts: &HostMap,
+    rewriter: &Rewriter,
+) -> Option<Vec<u8>> {
+    if name == "set-cookie" {
+        set_cookie(hosts, value)
+    } else {
+        rewriter.rewrite_value(value)
+    }
+}
+
+/// The authority of a request, mapped mirror -> origin; `None` when it is not a mirror host.
+pub fn request_authority(hosts: &HostMap, authority: &[u8]) -> Option<Vec<u8>> {
+    // A bare IPv6 literal or an empty authority is never a mirror host.
+    if split_port(authority).0.is_empty() {
+        return None;
+    }
+    hosts.map_authority(authority, Direction::MirrorToOrigin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DomainPair;
+
+    fn pairs() -> Vec<DomainPair> {
+        vec![
+            DomainPair {
+                origin: "example.com".into(),
+                mirror: "example.cn".into(),
+                subdomains: true,
+            },
+            DomainPair {
+                origin: "examplecdn.net".into(),
+                mirror: "cdn.example.cn".into(),
+                subdomains: true,
+            },
+        ]
+    }
+
+    fn s(v: Option<Vec<u8>>) -> Option<String> {
+        v.map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn request_urls_map_only_the_host() {
+        let h = HostMap::new(&pairs());
+        let cases: &[(&str, Option<&str>)] = &[
+            ("https://example.cn", Some("https://example.com")),
+            (
+                "https://www.example.cn/a/b?q=example.cn#x",
+                Some("https://www.example.com/a/b?q=example.cn#x"),
+            ),
+            (
+                "http://WWW.EXAMPLE.CN:8080/",
+                Some("http://www.example.com:8080/"),
+            ),
+            ("https://cdn.example.cn/x", Some("https://examplecdn.net/x")),
+            (
+                "https://user:pw@example.cn/",
+                Some("https://user:pw@example.com/"),
+            ),
+            ("https://example.cn?x", Some("https://example.com?x")),
+            ("https://example.com/", None),
+            ("https://other.org/?u=https://example.cn/", None),
+            ("null", None),
+            ("", None),
+            ("://example.cn", None),
+            ("/relative/example.cn", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                s(request_url(&h, input.as_bytes())).as_deref(),
+                *want,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn set_cookie_domain_attribute_only() {
+        let h = HostMap::new(&pairs());
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "sid=1; Domain=example.com; Path=/",
+                Some("sid=1; Domain=example.cn; Path=/"),
+            ),
+            (
+                "sid=1; domain=.example.com",
+                Some("sid=1; domain=.example.cn"),
+            ),
+            (
+                "sid=1; Domain = www.Example.com ; Secure",
+                Some("sid=1; Domain = www.example.cn ; Secure"),
+            ),
+            (
+                "a=b;Domain=img.examplecdn.net",
+                Some("a=b;Domain=img.cdn.example.cn"),
+            ),
+            // The cookie's own name and value are data and stay.
+            ("example.com=example.com; Path=/", None),
+            (
+                "next=https://example.com/; Domain=example.com",
+                Some("next=https://example.com/; Domain=example.cn"),
+            ),
+            ("sid=1; Domain=example.community", None),
+            ("sid=1; Domain=other.org", None),
+            ("sid=1; Path=/", None),
+            ("sid=1", None),
+            ("", None),
+            ("sid=1; Domain=", None),
+            ("sid=1; Domain=.", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                s(set_cookie(&h, input.as_bytes())).as_deref(),
+                *want,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_values() {
+        let p = pairs();
+        let h = HostMap::new(&p);
+        let rw = Rewriter::new(&p).unwrap();
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            (
+                "location",
+                "https://www.example.com/login?next=https%3A%2F%2Fexample.com%2F",
+                Some("https://www.example.cn/login?next=https%3A%2F%2Fexample.cn%2F"),
+            ),
+            ("location", "/relative", None),
+            (
+                "refresh",
+                "0; url=https://example.com/",
+                Some("0; url=https://example.cn/"),
+            ),
+            (
+                "link",
+                "<https://cdn.examplecdn.net/a.css>; rel=preload",
+                Some("<https://cdn.cdn.example.cn/a.css>; rel=preload"),
+            ),
+            (
+                "access-control-allow-origin",
+                "https://example.com",
+                Some("https://example.cn"),
+            ),
+            ("access-control-allow-origin", "*", None),
+            (
+                "content-security-policy",
+                "default-src 'self' https://*.example.com; img-src examplecdn.net",
+                Some("default-src 'self' https://*.example.cn; img-src cdn.example.cn"),
+            ),
+            (
+                "set-cookie",
+                "a=https://example.com; Domain=example.com",
+                Some("a=https://example.com; Domain=example.cn"),
+            ),
+        ];
+        for (name, input, want) in cases {
+            let got = s(response_value(name, input.as_bytes(), &h, &rw));
+            assert_eq!(got.as_deref(), *want, "{name}: {input}");
+        }
+    }
+
+    #[test]
+    fn authority() {
+        let h = HostMap::new(&pairs());
+        assert_eq!(
+            s(request_authority(&h, b"www.example.cn")).as_deref(),
+            Some("www.example.com")
+        );
+        assert_eq!(
+            s(request_authority(&h, b"example.cn:443")).as_deref(),
+            Some("example.com:443")
+        );
+        assert_eq!(request_authority(&h, b"example.com"), None);
+        assert_eq!(request_authority(&h, b""), None);
+        assert_eq!(request_authority(&h, b":80"), None);
+    }
+}

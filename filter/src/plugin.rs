@@ -1,0 +1,384 @@
+//! The proxy-wasm glue: moves headers and body chunks between Envoy and the host-independent
+//! core. Compiled for `wasm32` only.
+//!
+//! Envoy's rules shape this file:
+//! * Response headers leave Envoy when `on_http_response_headers` returns, so everything a
+//!   rewritten body implies for them (`Content-Length`, `ETag`) is decided there.
+//! * `set_buffer` on a body accepts a replace of the whole current buffer (start 0, size = its
+//!   length) or an append; anything else is an error on which the SDK panics and the VM dies.
+//!   This file only ever replaces the whole buffer.
+//! * Returning `Pause` from a body callback makes Envoy keep the chunk and call again with it
+//!   and the next chunk together. Over the buffer limit that ends the response (500 or reset),
+//!   so bodies stream with `Continue`, and `Pause` is used for one purpose only: when a chunk
+//!   ends in bytes that could still become a domain name, Envoy keeps them (with the chunk)
+//!   until the next chunk decides. Because Envoy holds them, they also survive a response that
+//!   ends with trailers, where no body callback ever sees `end_of_stream`: the trailers
+//!   callback still reaches the paused buffer and flushes it.
+//! * The SDK's header getters panic on values that are not UTF-8; only byte getters are used.
+
+mod metrics;
+
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+
+use crate::config::Config;
+use crate::domain::HostMap;
+use crate::headers;
+use crate::policy::{self, BodyPlan, PassReason, ResponseFacts};
+use crate::rewrite::{self, Rewriter};
+use metrics::{Counter, Metrics, Tally};
+
+/// The most body bytes the filter lets Envoy hold while a domain name may be split across
+/// chunks. Above it, the undecided tail goes out as it is (counted in `hold_overflows`): a
+/// missed rewrite rather than a response reset at Envoy's buffer limit (1 MiB by default).
+const PAUSE_LIMIT: usize = 256 * 1024;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// What every request shares: the validated configuration and what is compiled from it.
+struct Shared {
+    config: Config,
+    hosts: HostMap,
+    rewriter: Rewriter,
+    metrics: Rc<Metrics>,
+}
+
+#[derive(Default)]
+struct Root {
+    shared: Option<Rc<Shared>>,
+    metrics: Option<Rc<Metrics>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let raw = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(raw)) if !raw.is_empty() => raw,
+            _ => {
+                log::error!(
+                    "no plugin configuration; expected a JSON object such as \
+                     {{\"domains\": [{{\"origin\": \"example.com\", \"mirror\": \"example.cn\"}}]}}"
+                );
+                return false;
+            }
+        };
+        let config = match Config::from_json(&raw) {
+            Ok(config) => config,
+            Err(e) => {
+                log::error!("invalid configuration: {e}");
+                return false;
+            }
+        };
+        let rewriter = match Rewriter::new(&config.domains) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("invalid configuration: domains: {e}");
+                return false;
+            }
+        };
+        let metrics = self
+            .metrics
+            .get_or_insert_with(|| Rc::new(Metrics::define()))
+            .clone();
+        let pairs: Vec<String> = config
+            .domains
+            .iter()
+            .map(|d| {
+                let sub = if d.subdomains { " (+subdomains)" } else { "" };
+                format!("{} -> {}{sub}", d.mirror, d.origin)
+            })
+            .collect();
+        log::info!("configured {}", pairs.join(", "));
+        self.shared = Some(Rc::new(Shared {
+            hosts: HostMap::new(&config.domains),
+            rewriter,
+            config,
+            metrics,
+        }));
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream {
+            shared: self.shared.clone(),
+            mirror: false,
+            body: Body::Pass,
+            tally: Tally::default(),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// The response body of one stream.
+enum Body {
+    /// Not ours, or passed byte for byte.
+    Pass,
+    /// Streamed through the rewriter.
+    Rewrite {
+        /// The raw bytes before the first byte still to decide.
+        context: rewrite::Context,
+        /// While paused: how many bytes at the front of Envoy's buffer are final output.
+        done: usize,
+        paused: bool,
+    },
+}
+
+struct Stream {
+    /// `None` only if Envoy created a stream without a configuration; then everything passes.
+    shared: Option<Rc<Shared>>,
+    /// The request was for a mirror host.
+    mirror: bool,
+    body: Body,
+    tally: Tally,
+}
+
+impl Context for Stream {}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        let map = MapType::HttpRequestHeaders;
+        let origin_authority = get_header(map, ":authority")
+            .and_then(|authority| headers::request_authority(&shared.hosts, &authority));
+        let Some(origin_authority) = origin_authority else {
+            shared.metrics.add(Counter::RequestsOther, 1);
+            return Action::Continue;
+        };
+        self.mirror = true;
+        shared.metrics.add(Counter::RequestsMirror, 1);
+        self.set_header(map, ":authority", &origin_authority);
+        for name in ["origin", "referer"] {
+            let new = get_header(map, name).and_then(|v| headers::request_url(&shared.hosts, &v));
+            if let Some(new) = new {
+                self.set_header(map, name, &new);
+            }
+        }
+        if shared.config.identity_encoding {
+            // Not counted as a rewrite: it is a request to the origin, not a translation.
+            if hostcalls::set_map_value_bytes(map, "accept-encoding", Some(b"identity")).is_err() {
+                self.tally.host_errors += 1;
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone().filter(|_| self.mirror) else {
+            return Action::Continue;
+        };
+        let map = MapType::HttpResponseHeaders;
+        let Ok(pairs) = hostcalls::get_map_bytes(map) else {
+            self.tally.host_errors += 1;
+            return Action::Continue;
+        };
+        let first = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        let facts = ResponseFacts {
+            status: first(":status")
+                .and_then(|s| std::str::from_utf8(s).ok()?.parse().ok())
+                .unwrap_or(0),
+            content_type: first("content-type"),
+            content_encoding: first("content-encoding"),
+            headers_only: end_of_stream,
+        };
+        let decision = policy::decide(&shared.config, &facts);
+
+        for name in &shared.config.response_headers {
+            self.rewrite_response_header(&shared, &pairs, name);
+        }
+        if decision.reframe {
+            for name in ["content-length", "accept-ranges"] {
+                if first(name).is_some() && hostcalls::remove_map_value(map, name).is_err() {
+                    self.tally.host_errors += 1;
+                }
+            }
+        }
+        if decision.weaken_etag {
+            if let Some(weak) = first("etag").and_then(policy::weak_etag) {
+                self.set_header(map, "etag", &weak);
+            }
+        }
+        match decision.body {
+            BodyPlan::Rewrite => {
+                shared.metrics.add(Counter::BodiesRewritten, 1);
+                self.body = Body::Rewrite {
+                    context: rewrite::Context::default(),
+                    done: 0,
+                    paused: false,
+                };
+            }
+            BodyPlan::Pass(PassReason::Compressed) => {
+                shared.metrics.add(Counter::BodiesPassedCompressed, 1)
+            }
+            BodyPlan::Pass(PassReason::Partial) => {
+                shared.metrics.add(Counter::BodiesPassedPartial, 1)
+            }
+            BodyPlan::Pass(_) => {}
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.rewrite_body(body_size, end_of_stream)
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        // No body callback will see end_of_stream: flush what Envoy holds for us.
+        if matches!(self.body, Body::Rewrite { paused: true, .. }) {
+            self.rewrite_body(usize::MAX, true);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if let Some(shared) = &self.shared {
+            self.tally.flush(&shared.metrics);
+        }
+    }
+}
+
+impl Stream {
+    fn set_header(&mut self, map: MapType, name: &str, value: &[u8]) {
+        match hostcalls::set_map_value_bytes(map, name, Some(value)) {
+            Ok(()) => self.tally.headers_rewritten += 1,
+            Err(_) => self.tally.host_errors += 1,
+        }
+    }
+
+    /// Rewrites every value of one response header; several values (`Set-Cookie`) keep their
+    /// order.
+    fn rewrite_response_header(
+        &mut self,
+        shared: &Shared,
+        pairs: &[(String, Vec<u8>)],
+        name: &str,
+    ) {
+        let values: Vec<&[u8]> = pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        let new: Vec<Option<Vec<u8>>> = values
+            .iter()
+            .map(|v| headers::response_value(name, v, &shared.hosts, &shared.rewriter))
+            .collect();
+        let changed = new.iter().filter(|n| n.is_some()).count();
+        if changed == 0 {
+            return;
+        }
+        let map = MapType::HttpResponseHeaders;
+        let ok = if values.len() == 1 {
+            let value = new[0].as_deref().unwrap_or(values[0]);
+            hostcalls::set_map_value_bytes(map, name, Some(value)).is_ok()
+        } else {
+            hostcalls::remove_map_value(map, name).is_ok()
+                && values.iter().zip(&new).all(|(old, new)| {
+                    let value = new.as_deref().unwrap_or(old);
+                    hostcalls::add_map_value_bytes(map, name, value).is_ok()
+                })
+        };
+        if ok {
+            self.tally.headers_rewritten += changed as u64;
+        } else {
+            self.tally.host_errors += 1;
+        }
+    }
+
+    /// Rewrites what Envoy holds of the body: while paused, the bytes of earlier chunks (of
+    /// which the first `done` are final) and the new chunk; otherwise the new chunk alone.
+    fn rewrite_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        let Body::Rewrite {
+            context,
+            done,
+            paused,
+        } = self.body
+        else {
+            return Action::Continue;
+        };
+        let start = if paused { done } else { 0 };
+        let buffer = match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+            Ok(buffer) => buffer.unwrap_or_default(),
+            Err(_) => return self.give_up(),
+        };
+        let Some(input) = buffer.get(start..) else {
+            return self.give_up();
+        };
+
+        let mut out = Vec::new();
+        let progress = shared
+            .rewriter
+            .rewrite_chunk(context, input, end_of_stream, &mut out);
+        let mut consumed = progress.consumed;
+        let hold = consumed < input.len();
+        if hold && buffer.len() > PAUSE_LIMIT {
+            // Letting Envoy hold more would risk its buffer limit: the tail goes out as is.
+            self.tally.hold_overflows += 1;
+            consumed = input.len();
+        }
+        let out_len = if progress.matches > 0 {
+            out.len()
+        } else {
+            progress.consumed
+        };
+        self.tally.body_bytes_in += consumed as u64;
+        self.tally.body_bytes_out += (out_len + consumed - progress.consumed) as u64;
+        self.tally.body_matches += progress.matches as u64;
+
+        if progress.matches > 0 {
+            let mut new = Vec::with_capacity(start + out.len() + input.len() - progress.consumed);
+            new.extend_from_slice(&buffer[..start]);
+            new.extend_from_slice(&out);
+            new.extend_from_slice(&input[progress.consumed..]);
+            if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, buffer.len(), &new).is_err() {
+                return self.give_up();
+            }
+        }
+        let context = context.advance(&input[..consumed]);
+        if consumed < input.len() {
+            self.body = Body::Rewrite {
+                context,
+                done: start + out_len,
+                paused: true,
+            };
+            Action::Pause
+        } else {
+            self.body = Body::Rewrite {
+                context,
+                done: 0,
+                paused: false,
+            };
+            Action::Continue
+        }
+    }
+
+    /// A host call failed: let the rest of the body through untouched.
+    fn give_up(&mut self) -> Action {
+        self.tally.host_errors += 1;
+        self.body = Body::Pass;
+        Action::Continue
+    }
+}
+
+/// One request or response header as bytes; `None` when absent or unreadable.
+fn get_header(map: MapType, name: &str) -> Option<Vec<u8>> {
+    hostcalls::get_map_value_bytes(map, name).ok().flatten()
+}

@@ -1,0 +1,116 @@
+//! Counters exported through the proxy-wasm metrics API; Envoy shows them on its admin `/stats`
+//! (and `/stats/prometheus`) next to its own.
+//!
+//! Each HTTP context adds up its figures and flushes them once, when the stream is logged, so a
+//! request costs a handful of host calls however many chunks its body has.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+/// The counters, by name. Every name starts with `ferry.`.
+#[derive(Debug, Clone, Copy)]
+pub enum Counter {
+    /// Requests for a mirror host, rewritten mirror -> origin.
+    RequestsMirror,
+    /// Requests for any other host, passed through untouched.
+    RequestsOther,
+    /// Response bodies streamed through the rewriter.
+    BodiesRewritten,
+    /// Mirror response bodies passed untouched because of their `Content-Encoding`.
+    BodiesPassedCompressed,
+    /// Mirror response bodies passed untouched because they were 206 partial content.
+    BodiesPassedPartial,
+    /// Body bytes that entered the rewriter.
+    BodyBytesIn,
+    /// Body bytes the rewriter produced.
+    BodyBytesOut,
+    /// Domain names replaced in bodies.
+    BodyMatches,
+    /// Header values rewritten, requests and responses.
+    HeadersRewritten,
+    /// Times a body held back more than the limit and a tail went out unrewritten.
+    HoldOverflows,
+    /// Host calls that failed; the response went on unmodified from that point.
+    HostErrors,
+}
+
+const ALL: [(Counter, &str); 11] = [
+    (Counter::RequestsMirror, "ferry.requests_mirror"),
+    (Counter::RequestsOther, "ferry.requests_other"),
+    (Counter::BodiesRewritten, "ferry.bodies_rewritten"),
+    (
+        Counter::BodiesPassedCompressed,
+        "ferry.bodies_passed_compressed",
+    ),
+    (Counter::BodiesPassedPartial, "ferry.bodies_passed_partial"),
+    (Counter::BodyBytesIn, "ferry.body_bytes_in"),
+    (Counter::BodyBytesOut, "ferry.body_bytes_out"),
+    (Counter::BodyMatches, "ferry.body_matches"),
+    (Counter::HeadersRewritten, "ferry.headers_rewritten"),
+    (Counter::HoldOverflows, "ferry.hold_overflows"),
+    (Counter::HostErrors, "ferry.host_errors"),
+];
+
+// `Counter as usize` indexes `ALL`.
+const _: () = {
+    let mut i = 0;
+    while i < ALL.len() {
+        assert!(ALL[i].0 as usize == i);
+        i += 1;
+    }
+};
+
+/// Metric ids, defined once per VM in `on_configure`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    ids: [Option<u32>; ALL.len()],
+}
+
+impl Metrics {
+    /// Defines every counter. A counter Envoy refuses is logged and then ignored: metrics must
+    /// never stop traffic.
+    pub fn define() -> Metrics {
+        let mut m = Metrics::default();
+        for (i, (_, name)) in ALL.iter().enumerate() {
+            match hostcalls::define_metric(MetricType::Counter, name) {
+                Ok(id) => m.ids[i] = Some(id),
+                Err(status) => log::warn!("metric {name} unavailable: {status:?}"),
+            }
+        }
+        m
+    }
+
+    /// Adds `n` to a counter (nothing for zero).
+    pub fn add(&self, counter: Counter, n: u64) {
+        let Some(id) = self.ids[counter as usize] else {
+            return;
+        };
+        if n > 0 {
+            // A failure here would only lose a figure; nothing to do about it on the data path.
+            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// The figures one HTTP context collects before flushing them.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub body_bytes_in: u64,
+    pub body_bytes_out: u64,
+    pub body_matches: u64,
+    pub headers_rewritten: u64,
+    pub hold_overflows: u64,
+    pub host_errors: u64,
+}
+
+impl Tally {
+    pub fn flush(&mut self, metrics: &Metrics) {
+        let t = std::mem::take(self);
+        metrics.add(Counter::BodyBytesIn, t.body_bytes_in);
+        metrics.add(Counter::BodyBytesOut, t.body_bytes_out);
+        metrics.add(Counter::BodyMatches, t.body_matches);
+        metrics.add(Counter::HeadersRewritten, t.headers_rewritten);
+        metrics.add(Counter::HoldOverflows, t.hold_overflows);
+        metrics.add(Counter::HostErrors, t.host_errors);
+    }
+}

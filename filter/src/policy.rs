@@ -1,0 +1,175 @@
+//! Per-response decisions, taken once in the response-headers phase.
+//!
+//! Envoy sends response headers downstream before the first body byte, so whatever a rewritten
+//! body implies for the headers must be decided here, from the headers alone: whether the body
+//! is rewritten at all, and then that `Content-Length` goes (Envoy re-frames the response, as
+//! chunked in HTTP/1.1), `Accept-Ranges` goes (byte ranges of the origin's body do not address
+//! the rewritten one), and a strong `ETag` becomes weak (the bytes differ from the origin's).
+
+use crate::config::Config;
+
+/// What happens to a response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyPlan {
+    /// Stream it through the rewriter.
+    Rewrite,
+    /// Pass it byte for byte.
+    Pass(PassReason),
+}
+
+/// Why a body of a mirror response is passed untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassReason {
+    /// HEAD, 1xx, 204, 304, or headers that end the stream.
+    NoBody,
+    /// The content type is not one the configuration rewrites (images, fonts, archives, ...).
+    ContentType,
+    /// A `Content-Encoding` other than identity: never rewritten blindly.
+    Compressed,
+    /// A 206 partial response: its byte ranges refer to the origin's body.
+    Partial,
+}
+
+/// The response headers the decision depends on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseFacts<'a> {
+    pub status: u16,
+    pub content_type: Option<&'a [u8]>,
+    pub content_encoding: Option<&'a [u8]>,
+    /// The response has no body (Envoy ended the stream with the headers, or HEAD).
+    pub headers_only: bool,
+}
+
+/// The decision for one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub body: BodyPlan,
+    /// Remove `Content-Length` and `Accept-Ranges`: the body's length may change.
+    pub reframe: bool,
+    /// Turn a strong `ETag` into a weak one.
+    pub weaken_etag: bool,
+}
+
+/// Decides what to do with the response to a mirror request.
+pub fn decide(config: &Config, facts: &ResponseFacts<'_>) -> Decision {
+    let rewritable = facts
+        .content_type
+        .is_some_and(|ct| config.rewrites_content_type(&media_type(ct)));
+    let compressed = facts.content_encoding.is_some_and(|ce| !is_identity(ce));
+    let no_body = facts.headers_only || matches!(facts.status, 100..=199 | 204 | 304);
+    let body = if !rewritable {
+        BodyPlan::Pass(PassReason::ContentType)
+    } else if compressed {
+        BodyPlan::Pass(PassReason::Compressed)
+    } else if facts.status == 206 {
+        BodyPlan::Pass(PassReason::Partial)
+    } else if no_body {
+        BodyPlan::Pass(PassReason::NoBody)
+    } else {
+        BodyPlan::Rewrite
+    };
+    // A HEAD answer or a 304 describes the body a GET would get, which is rewritten: it must
+    // carry the same headers as that GET would.
+    let would_rewrite = body == BodyPlan::Rewrite
+        || (body == BodyPlan::Pass(PassReason::NoBody) && facts.status != 204);
+    Decision {
+        body,
+        reframe: would_rewrite,
+        weaken_etag: would_rewrite || facts.status == 304,
+    }
+}
+
+/// `text/html; charset=utf-8` -> `text/html`.
+pub fn media_type(content_type: &[u8]) -> String {
+    let end = content_type
+        .iter()
+        .position(|&b| b == b';')
+        .unwrap_or(content_type.len());
+    String::from_utf8_lossy(content_type[..end].trim_ascii()).to_ascii_lowercase()
+}
+
+fn is_identity(content_encoding: &[u8]) -> bool {
+    let v = content_encoding.trim_ascii();
+    v.is_empty() || v.eq_ignore_ascii_case(b"identity")
+}
+
+/// `"abc"` -> `W/"abc"`; `None` for an ETag that is already weak (or not an ETag).
+pub fn weak_etag(etag: &[u8]) -> Option<Vec<u8>> {
+    let etag = etag.trim_ascii();
+    if etag.starts_with(b"W/") || etag.first() != Some(&b'"') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(etag.len() + 2);
+    out.extend_from_slice(b"W/");
+    out.extend_from_slice(etag);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::from_json(br#"{"domains":[{"origin":"example.com","mirror":"example.cn"}]}"#)
+            .unwrap()
+    }
+
+    #[test]
+    fn decisions() {
+        use BodyPlan::*;
+        use PassReason::*;
+        let c = config();
+        let html = Some(&b"text/html; charset=UTF-8"[..]);
+        let png = Some(&b"image/png"[..]);
+        let gzip = Some(&b"gzip"[..]);
+        // (status, type, encoding, headers_only) -> (body, reframe, weaken)
+        let cases = [
+            ((200, html, None, false), (Rewrite, true, true)),
+            (
+                (200, Some(&b"Application/JSON"[..]), None, false),
+                (Rewrite, true, true),
+            ),
+            (
+                (200, html, Some(&b"identity"[..]), false),
+                (Rewrite, true, true),
+            ),
+            ((404, html, None, false), (Rewrite, true, true)),
+            ((200, png, None, false), (Pass(ContentType), false, false)),
+            ((200, None, None, false), (Pass(ContentType), false, false)),
+            ((200, html, gzip, false), (Pass(Compressed), false, false)),
+            ((206, html, None, false), (Pass(Partial), false, false)),
+            ((200, html, None, true), (Pass(NoBody), true, true)),
+            ((304, None, None, true), (Pass(ContentType), false, true)),
+            ((304, html, None, true), (Pass(NoBody), true, true)),
+            ((204, html, None, true), (Pass(NoBody), false, false)),
+        ];
+        for ((status, ct, ce, headers_only), (body, reframe, weaken)) in cases {
+            let facts = ResponseFacts {
+                status,
+                content_type: ct,
+                content_encoding: ce,
+                headers_only,
+            };
+            let d = decide(&c, &facts);
+            assert_eq!(
+                (d.body, d.reframe, d.weaken_etag),
+                (body, reframe, weaken),
+                "{facts:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn etags() {
+        assert_eq!(weak_etag(b"\"abc\"").as_deref(), Some(&b"W/\"abc\""[..]));
+        assert_eq!(weak_etag(b"W/\"abc\""), None);
+        assert_eq!(weak_etag(b"abc"), None);
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(media_type(b" Text/HTML ; charset=utf-8"), "text/html");
+        assert_eq!(media_type(b"application/json"), "application/json");
+        assert_eq!(media_type(b"\xff/x"), "\u{fffd}/x");
+    }
+}

@@ -1,0 +1,316 @@
+//! The rewrite engine: finds origin domains in bytes and replaces them with their mirrors.
+//!
+//! One [`Rewriter`] is built per configuration and shared by every request. It searches all
+//! origin domains at once (Aho-Corasick, ASCII case-insensitive, leftmost-longest) and accepts
+//! a match only on label boundaries:
+//!
+//! * before it: not `[A-Za-z0-9-]` (so `myexample.com` stays), and not `.` unless the pair has
+//!   `subdomains` (then `www.example.com` becomes `www.example.cn`); a percent-escaped `/`, `:`
+//!   or `@` (`%2F`, `%2f`, `%3A`, `%3a`, `%40`) right before it counts as a boundary, so
+//!   `https%3A%2F%2Fexample.com` is rewritten;
+//! * after it: not `[A-Za-z0-9_-]`, and not `.` followed by a label byte (so `example.community`,
+//!   `example.com-shop.org` and `example.com.au` stay, while `example.com.` ending a sentence
+//!   is rewritten).
+//!
+//! Bodies arrive in chunks. [`Rewriter::rewrite_chunk`] consumes as much of its input as it
+//! can decide and reports how many bytes it could not: the tail that could still become a match
+//! once more bytes arrive (at most the longest origin domain plus one byte). The caller keeps
+//! that tail and presents it again in front of the next chunk; [`StreamRewriter`] does so for
+//! callers that own their buffers. The Envoy glue keeps the tail inside Envoy instead (see
+//! `plugin`). Either way the result equals rewriting the whole body at once, which the tests
+//! check by splitting bodies at every offset.
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+
+use crate::config::DomainPair;
+use crate::domain::{is_label_byte, is_word_byte};
+
+/// Bytes of context before a chunk that the boundary check needs (`%2F`).
+pub const CONTEXT: usize = 3;
+
+/// The replacement of one origin domain.
+#[derive(Debug, Clone)]
+struct Rule {
+    /// Lowercase origin domain, as searched.
+    origin: Box<[u8]>,
+    mirror: Box<[u8]>,
+    subdomains: bool,
+}
+
+/// The compiled origin -> mirror rewriter. Immutable and cheap to share.
+#[derive(Debug, Clone)]
+pub struct Rewriter {
+    searcher: AhoCorasick,
+    rules: Vec<Rule>,
+    longest: usize,
+}
+
+/// What [`Rewriter::rewrite_chunk`] did with its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Input bytes decided; `input[consumed..]` must be presented again with what follows.
+    pub consumed: usize,
+    /// Domains replaced. When zero, nothing was written and the output is `input[..consumed]`.
+    pub matches: usize,
+}
+
+/// The raw bytes just before a chunk, for the boundary check across chunks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Context {
+    bytes: [u8; CONTEXT],
+    len: u8,
+}
+
+impl Context {
+    /// The context after `input` has been consumed behind `self`.
+    pub fn advance(self, input: &[u8]) -> Context {
+        let mut joined = [0u8; 2 * CONTEXT];
+        let old = self.as_slice();
+        let take = input.len().min(CONTEXT);
+        let keep = (CONTEXT - take).min(old.len());
+        joined[..keep].copy_from_slice(&old[old.len() - keep..]);
+        joined[keep..keep + take].copy_from_slice(&input[input.len() - take..]);
+        let mut bytes = [0u8; CONTEXT];
+        bytes[..keep + take].copy_from_slice(&joined[..keep + take]);
+        Context {
+            bytes,
+            len: (keep + take) as u8,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// Whether a match may end at `end`.
+enum After {
+    Accept,
+    Reject,
+    /// The bytes that decide it have not arrived yet.
+    Undecided,
+}
+
+impl Rewriter {
+    /// Compiles the rewriter for these pairs (validated by [`crate::config`]).
+    pub fn new(pairs: &[DomainPair]) -> Result<Rewriter, aho_corasick::BuildError> {
+        let rules: Vec<Rule> = pairs
+            .iter()
+            .map(|p| Rule {
+                origin: p.origin.to_ascii_lowercase().into_bytes().into(),
+                mirror: p.mirror.as_bytes().into(),
+                subdomains: p.subdomains,
+            })
+            .collect();
+        let searcher = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(rules.iter().map(|r| &r.origin))?;
+        let longest = rules.iter().map(|r| r.origin.len()).max().unwrap_or(0);
+        Ok(Rewriter {
+            searcher,
+            rules,
+            longest,
+        })
+    }
+
+    /// The most bytes a chunk may leave unconsumed.
+    pub fn max_hold(&self) -> usize {
+        self.longest + 1
+    }
+
+    /// Rewrites a complete value, e.g. a header. `None` when nothing changed.
+    pub fn rewrite_value(&self, value: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let p = self.rewrite_chunk(Context::default(), value, true, &mut out);
+        (p.matches > 0).then_some(out)
+    }
+
+    /// Rewrites `input`, the bytes of a stream that follow `context`.
+    ///
+    /// When `last` is false, a tail of `input` that could still turn into a match (or whose
+    /// match cannot yet be accepted or refused) is left unconsumed. When the returned
+    /// `matches` is zero nothing was written to `out`; otherwise `out` received the output for
+    /// `input[..consumed]`.
+    pub fn rewrite_chunk(
+        &self,
+        context: Context,
+        input: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Progress {
+        let mut search_from = 0;
+        let mut copied = 0;
+        let mut matches = 0;
+        let mut consumed = input.len();
+        while let Some(m) = self
+            .searcher
+            .find(Input::new(input).range(search_from..input.len()))
+        {
+            let (start, end) = (m.start(), m.end());
+            let rule = &self.rules[m.pattern().as_usize()];
+            let accepted = self.starts_on_boundary(context, input, start, rule.subdomains)
+                && match after(input, end, last) {
+                    After::Accept => true,
+                    After::Reject => false,
+                    After::Undecided => {
+                        consumed = start;
+                        break;
+                    }
+                };
+            if !accepted {
+                // A longer or shorter domain may still start further on.
+                search_from = start + 1;
+                continue;
+            }
+            if matches == 0 {
+                out.reserve(input.len() + 64);
+            }
+            out.extend_from_slice(&input[copied..start]);
+            out.extend_from_slice(&rule.mirror);
+            copied = end;
+            search_from = end;
+            matches += 1;
+        }
+        if !last && consumed == input.len() {
+            consumed = self.partial_start(context, input, copied);
+        }
+        if matches > 0 {
+            out.extend_from_slice(&input[copied..consumed]);
+        }
+        Progress { consumed, matches }
+    }
+
+    /// The start of the longest tail of `input` (not before `floor`) that is a proper prefix
+    /// of some origin domain in a position where that domain would be accepted.
+    fn partial_start(&self, context: Context, input: &[u8], floor: usize) -> usize {
+        let lowest = input.len().saturating_sub(self.longest.saturating_sub(1));
+        for start in lowest.max(floor)..input.len() {
+            let tail = &input[start..];
+            let could_match = self.rules.iter().any(|r| {
+                r.origin.len() > tail.len()
+                    && r.origin[..tail.len()].eq_ignore_ascii_case(tail)
+                    && self.starts_on_boundary(context, input, start, r.subdomains)
+            });
+            if could_match {
+                return start;
+            }
+        }
+        input.len()
+    }
+
+    /// The byte before `start` (from `input`, else from `context`) allows a match there.
+    fn starts_on_boundary(
+        &self,
+        context: Context,
+        input: &[u8],
+        start: usize,
+        subdomains: bool,
+    ) -> bool {
+        let byte_before = |back: usize| -> Option<u8> {
+            if back <= start {
+                Some(input[start - back])
+            } else {
+                let ctx = context.as_slice();
+                let over = back - start;
+                (over <= ctx.len()).then(|| ctx[ctx.len() - over])
+            }
+        };
+        match byte_before(1) {
+            None => true,
+            Some(b'.') => subdomains,
+            Some(b) if is_label_byte(b) => {
+                // A percent-escaped separator ends in a hex digit: %2F, %3A, %40.
+                let escape = [byte_before(3), byte_before(2), Some(b)];
+                matches!(
+                    escape,
+                    [Some(b'%'), Some(b'2'), Some(b'F' | b'f')]
+                        | [Some(b'%'), Some(b'3'), Some(b'A' | b'a')]
+                        | [Some(b'%'), Some(b'4'), Some(b'0')]
+                )
+            }
+            Some(_) => true,
+        }
+    }
+}
+
+fn after(input: &[u8], end: usize, last: bool) -> After {
+    let undecided = if last {
+        After::Accept
+    } else {
+        After::Undecided
+    };
+    match input.get(end) {
+        None => undecided,
+        Some(&b) if is_word_byte(b) => After::Reject,
+        Some(b'.') => match input.get(end + 1) {
+            None => undecided,
+            Some(&b) if is_label_byte(b) => After::Reject,
+            Some(_) => After::Accept,
+        },
+        Some(_) => After::Accept,
+    }
+}
+
+/// A streaming rewriter that keeps the undecided tail itself. For callers that own their
+/// output (tests, benchmarks, fuzzing); memory is bounded by the chunk size.
+#[derive(Debug)]
+pub struct StreamRewriter<'r> {
+    rewriter: &'r Rewriter,
+    carry: Vec<u8>,
+    context: Context,
+    matches: u64,
+}
+
+impl<'r> StreamRewriter<'r> {
+    pub fn new(rewriter: &'r Rewriter) -> StreamRewriter<'r> {
+        StreamRewriter {
+            rewriter,
+            carry: Vec::new(),
+            context: Context::default(),
+            matches: 0,
+        }
+    }
+
+    /// Feeds a chunk; appends to `out` all output that is decided so far.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        if self.carry.is_empty() {
+            self.run(chunk, false, out);
+        } else {
+            let mut joined = std::mem::take(&mut self.carry);
+            joined.extend_from_slice(chunk);
+            self.run(&joined, false, out);
+        }
+    }
+
+    /// Ends the stream; appends the rest of the output.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let rest = std::mem::take(&mut self.carry);
+        self.run(&rest, true, out);
+    }
+
+    /// Domains replaced so far.
+    pub fn matches(&self) -> u64 {
+        self.matches
+    }
+
+    /// Bytes held back, waiting for the next chunk.
+    pub fn held(&self) -> usize {
+        self.carry.len()
+    }
+
+    fn run(&mut self, input: &[u8], last: bool, out: &mut Vec<u8>) {
+        let p = self.rewriter.rewrite_chunk(self.context, input, last, out);
+        if p.matches == 0 {
+            out.extend_from_slice(&input[..p.consumed]);
+        }
+        self.matches += p.matches as u64;
+        self.context = self.context.advance(&input[..p.consumed]);
+        self.carry.clear();
+        self.carry.extend_from_slice(&input[p.consumed..]);
+    }
+}
+
+#[cfg(test)]
+mod tests;
