@@ -31,10 +31,11 @@ use crate::policy::{self, BodyPlan, PassReason, ResponseFacts};
 use crate::rewrite::{self, Rewriter};
 use metrics::{Counter, Metrics, Tally};
 
-/// The most body bytes the filter lets Envoy hold while a domain name may be split across
-/// chunks. Above it, the undecided tail goes out as it is (counted in `hold_overflows`): a
-/// missed rewrite rather than a response reset at Envoy's buffer limit (1 MiB by default).
-const PAUSE_LIMIT: usize = 256 * 1024;
+/// The largest buffer the filter asks Envoy to hold (`Action::Pause`) while a domain name may
+/// be split across chunks; Envoy then adds the next chunk to it, and over its buffer limit
+/// (1 MiB by default) it would reset the response. Larger chunks have their undecided tail cut
+/// off and carried instead.
+const PAUSE_LIMIT: usize = 64 * 1024;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -124,13 +125,20 @@ enum Body {
     /// Not ours, or passed byte for byte.
     Pass,
     /// Streamed through the rewriter.
-    Rewrite {
-        /// The raw bytes before the first byte still to decide.
-        context: rewrite::Context,
-        /// While paused: how many bytes at the front of Envoy's buffer are final output.
-        done: usize,
-        paused: bool,
-    },
+    Rewrite(Flow),
+}
+
+/// Where a rewritten body stands between two callbacks.
+#[derive(Default)]
+struct Flow {
+    /// The raw bytes before the first byte still to decide.
+    context: rewrite::Context,
+    /// Envoy holds the undecided tail for us, with the chunk it ended (`Action::Pause`).
+    paused: bool,
+    /// While paused: how many bytes at the front of Envoy's buffer are final output.
+    done: usize,
+    /// Otherwise: the undecided tail, cut off the previous chunk, to put in front of the next.
+    carry: Vec<u8>,
 }
 
 struct Stream {
@@ -217,11 +225,7 @@ impl HttpContext for Stream {
         match decision.body {
             BodyPlan::Rewrite => {
                 shared.metrics.add(Counter::BodiesRewritten, 1);
-                self.body = Body::Rewrite {
-                    context: rewrite::Context::default(),
-                    done: 0,
-                    paused: false,
-                };
+                self.body = Body::Rewrite(Flow::default());
             }
             BodyPlan::Pass(PassReason::Compressed) => {
                 shared.metrics.add(Counter::BodiesPassedCompressed, 1)
@@ -239,9 +243,23 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
-        // No body callback will see end_of_stream: flush what Envoy holds for us.
-        if matches!(self.body, Body::Rewrite { paused: true, .. }) {
-            self.rewrite_body(usize::MAX, true);
+        // No body callback will see end_of_stream. A tail that Envoy holds for us (the usual
+        // case: chunks are small) is flushed through the paused buffer. A tail cut off a large
+        // chunk cannot be: the body can no longer be written once trailers flow.
+        match &self.body {
+            Body::Rewrite(flow) if flow.paused => {
+                self.rewrite_body(usize::MAX, true);
+            }
+            Body::Rewrite(flow) if !flow.carry.is_empty() => {
+                log::warn!(
+                    "{} body bytes held for a possible domain name were dropped: trailers \
+                     followed a chunk larger than {PAUSE_LIMIT} bytes; lower the origin \
+                     cluster's per_connection_buffer_limit_bytes",
+                    flow.carry.len()
+                );
+                self.tally.tails_dropped += 1;
+            }
+            _ => {}
         }
         Action::Continue
     }
@@ -300,72 +318,69 @@ impl Stream {
         }
     }
 
-    /// Rewrites what Envoy holds of the body: while paused, the bytes of earlier chunks (of
-    /// which the first `done` are final) and the new chunk; otherwise the new chunk alone.
+    /// Rewrites the body Envoy hands over: while paused, the bytes of earlier chunks (of which
+    /// the first `done` are final) and the new chunk; otherwise the new chunk, behind any tail
+    /// carried from the previous one.
     fn rewrite_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
-        let Body::Rewrite {
-            context,
-            done,
-            paused,
-        } = self.body
-        else {
+        let Body::Rewrite(flow) = &mut self.body else {
             return Action::Continue;
         };
-        let start = if paused { done } else { 0 };
         let buffer = match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
             Ok(buffer) => buffer.unwrap_or_default(),
             Err(_) => return self.give_up(),
         };
-        let Some(input) = buffer.get(start..) else {
+        let start = if flow.paused { flow.done } else { 0 };
+        let Some(fresh) = buffer.get(start..) else {
             return self.give_up();
+        };
+        let carried = std::mem::take(&mut flow.carry);
+        let joined;
+        let input: &[u8] = if carried.is_empty() {
+            fresh
+        } else {
+            joined = [carried.as_slice(), fresh].concat();
+            &joined
         };
 
         let mut out = Vec::new();
         let progress = shared
             .rewriter
-            .rewrite_chunk(context, input, end_of_stream, &mut out);
-        let mut consumed = progress.consumed;
-        let hold = consumed < input.len();
-        if hold && buffer.len() > PAUSE_LIMIT {
-            // Letting Envoy hold more would risk its buffer limit: the tail goes out as is.
-            self.tally.hold_overflows += 1;
-            consumed = input.len();
-        }
-        let out_len = if progress.matches > 0 {
-            out.len()
+            .rewrite_chunk(flow.context, input, end_of_stream, &mut out);
+        let consumed = progress.consumed;
+        let decided: &[u8] = if progress.matches > 0 {
+            &out
         } else {
-            progress.consumed
+            &input[..consumed]
         };
-        self.tally.body_bytes_in += consumed as u64;
-        self.tally.body_bytes_out += (out_len + consumed - progress.consumed) as u64;
-        self.tally.body_matches += progress.matches as u64;
-
-        if progress.matches > 0 {
-            let mut new = Vec::with_capacity(start + out.len() + input.len() - progress.consumed);
+        let tail = &input[consumed..];
+        // Envoy may hold a small buffer for us; a large one could reach its buffer limit, so
+        // then the undecided tail is cut off and carried in front of the next chunk instead.
+        let pause = !tail.is_empty() && buffer.len() <= PAUSE_LIMIT;
+        let rewritten = progress.matches > 0 || !carried.is_empty() || (!tail.is_empty() && !pause);
+        if rewritten {
+            let mut new = Vec::with_capacity(start + decided.len() + tail.len());
             new.extend_from_slice(&buffer[..start]);
-            new.extend_from_slice(&out);
-            new.extend_from_slice(&input[progress.consumed..]);
+            new.extend_from_slice(decided);
+            if pause {
+                new.extend_from_slice(tail);
+            }
             if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, buffer.len(), &new).is_err() {
                 return self.give_up();
             }
         }
-        let context = context.advance(&input[..consumed]);
-        if consumed < input.len() {
-            self.body = Body::Rewrite {
-                context,
-                done: start + out_len,
-                paused: true,
-            };
+        self.tally.body_bytes_in += consumed as u64;
+        self.tally.body_bytes_out += decided.len() as u64;
+        self.tally.body_matches += progress.matches as u64;
+        flow.context = flow.context.advance(&input[..consumed]);
+        flow.paused = pause;
+        flow.done = start + decided.len();
+        if pause {
             Action::Pause
         } else {
-            self.body = Body::Rewrite {
-                context,
-                done: 0,
-                paused: false,
-            };
+            flow.carry = tail.to_vec();
             Action::Continue
         }
     }

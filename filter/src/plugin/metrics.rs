@@ -28,8 +28,9 @@ pub enum Counter {
     BodyMatches,
     /// Header values rewritten, requests and responses.
     HeadersRewritten,
-    /// Times a body held back more than the limit and a tail went out unrewritten.
-    HoldOverflows,
+    /// Tails held for a possible domain name that trailers made impossible to flush (only
+    /// after chunks larger than the pause limit; see `plugin`).
+    TailsDropped,
     /// Host calls that failed; the response went on unmodified from that point.
     HostErrors,
 }
@@ -47,7 +48,7 @@ const ALL: [(Counter, &str); 11] = [
     (Counter::BodyBytesOut, "ferry.body_bytes_out"),
     (Counter::BodyMatches, "ferry.body_matches"),
     (Counter::HeadersRewritten, "ferry.headers_rewritten"),
-    (Counter::HoldOverflows, "ferry.hold_overflows"),
+    (Counter::TailsDropped, "ferry.tails_dropped"),
     (Counter::HostErrors, "ferry.host_errors"),
 ];
 
@@ -99,7 +100,7 @@ pub struct Tally {
     pub body_bytes_out: u64,
     pub body_matches: u64,
     pub headers_rewritten: u64,
-    pub hold_overflows: u64,
+    pub tails_dropped: u64,
     pub host_errors: u64,
 }
 
@@ -110,7 +111,7 @@ impl Tally {
         metrics.add(Counter::BodyBytesOut, t.body_bytes_out);
         metrics.add(Counter::BodyMatches, t.body_matches);
         metrics.add(Counter::HeadersRewritten, t.headers_rewritten);
-        metrics.add(Counter::HoldOverflows, t.hold_overflows);
+        metrics.add(Counter::TailsDropped, t.tails_dropped);
         metrics.add(Counter::HostErrors, t.host_errors);
     }
 }
