@@ -1,0 +1,40 @@
+//! Any header value through every header rule: no panic, and a rewritten value contains no
+//! byte that was not in the input or a configured domain (no CR/LF can be introduced).
+#![no_main]
+
+use ferry_filter::config::DomainPair;
+use ferry_filter::domain::HostMap;
+use ferry_filter::headers;
+use ferry_filter::rewrite::Rewriter;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let pairs = [
+        DomainPair {
+            origin: "example.com".into(),
+            mirror: "example.cn".into(),
+            subdomains: true,
+        },
+        DomainPair {
+            origin: "examplecdn.net".into(),
+            mirror: "cdn.example.cn".into(),
+            subdomains: true,
+        },
+    ];
+    let hosts = HostMap::new(&pairs);
+    let rw = Rewriter::new(&pairs).expect("valid patterns");
+    let outputs = [
+        headers::request_url(&hosts, data),
+        headers::request_authority(&hosts, data),
+        headers::set_cookie(&hosts, data),
+        headers::response_value("location", data, &hosts, &rw),
+    ];
+    for out in outputs.into_iter().flatten() {
+        for b in [b'\r', b'\n', 0] {
+            assert_eq!(
+                out.iter().filter(|&&x| x == b).count(),
+                data.iter().filter(|&&x| x == b).count()
+            );
+        }
+    }
+});
