@@ -1,1 +1,50 @@
-//! placeholder
+//! End-to-end test harness for Ferry: a real Envoy running the built filter, in front of a
+//! programmable test origin, driven by a blocking HTTP client; and the demo site.
+//!
+//! Everything listens on 127.0.0.1 with ephemeral ports, every process is polled for readiness
+//! with a deadline and stopped on drop, and a missing Envoy or `.wasm` fails the test with a message
+//! that says how to get it, never a silent skip.
+//!
+//! # Layout
+//! - [`paths`]: the workspace root, the built `.wasm`, the Envoy binary.
+//! - [`envoy`]: [`EnvoyConfig`] (the shipped `envoy/ferry.yaml`, patched for a test) and
+//!   [`Envoy`] (the process: start, readiness, admin, stats, log, validate, stop).
+//! - [`origin`]: [`Origin`], the test origin server (HTTP/1.1 and h2c) that records requests.
+//! - [`reply`]: [`Reply`], what the origin answers on a route: status, headers, body chunks,
+//!   trailers, gzip, generated bodies of any size.
+//! - [`client`]: [`Client`], a blocking HTTP/1.1 and h2c client, whole or streamed responses.
+//! - [`body`]: [`Generator`] of deterministic large bodies and the streaming [`Digest`].
+//! - [`headers`]: header lists with duplicates, and case-insensitive lookups on them.
+//! - [`site`]: the demo site, full of origin-domain references and decoys.
+//!
+//! The `ferry-demo` binary (`src/bin/ferry-demo.rs`) serves the demo site through Envoy and the
+//! filter; `tests/harness.rs` tests this harness itself.
+//!
+//! # Example
+//! ```no_run
+//! use ferry_tests::{Client, Envoy, EnvoyConfig, Origin, Reply};
+//!
+//! let origin = Origin::start();
+//! origin.route("/", Reply::html("<a href=\"https://www.example.com/\">home</a>"));
+//! let envoy = Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()));
+//! let response = Client::http1(envoy.listener_addr()).get("www.example.cn", "/");
+//! assert_eq!(response.status, 200);
+//! assert_eq!(origin.last_request().unwrap().host(), Some("www.example.com"));
+//! ```
+
+pub mod body;
+pub mod client;
+pub mod envoy;
+pub mod headers;
+pub mod origin;
+pub mod paths;
+pub mod reply;
+pub mod site;
+
+pub use body::{Digest, Generator};
+pub use client::{Client, Request, Response, Streamed};
+pub use envoy::{Envoy, EnvoyConfig};
+pub use headers::HeaderLookup;
+pub use origin::{Origin, Recorded};
+pub use reply::Reply;
+pub use site::Site;

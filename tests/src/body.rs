@@ -1,0 +1,219 @@
+//! Deterministic large bodies and a streaming digest, so 8-64 MiB responses never sit in memory.
+//!
+//! A [`Generator`] yields the byte at any offset, so the origin can stream a body in chunks of any
+//! size and a test can compute what it expects at any offset, or the digest of the whole, without
+//! holding either. [`Digest`] is FNV-1a 64 plus the length: not cryptographic, but any lost,
+//! duplicated or altered byte changes it.
+
+use bytes::Bytes;
+
+/// A deterministic, random-access source of body bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Generator {
+    /// `unit` repeated end to end (cut at the body's length). Choose a unit whose length is
+    /// prime to the chunk size and every match in it straddles a chunk boundary somewhere.
+    Repeat(Bytes),
+    /// Pseudo-random bytes (splitmix64 of the seed and the 8-byte block index): a binary body.
+    Random(u64),
+    /// Blocks of `filler` pseudo-random lowercase letters and spaces, each followed by `unit`:
+    /// text that gzip compresses about 2:1, like real pages (Envoy's decompressor refuses ratios
+    /// over 100 by default, which `Repeat` easily exceeds). The filler holds no `.`, so it never
+    /// forms a domain; swap `unit` for its expected rewrite and the same seed and filler give
+    /// the expected output, block for block.
+    Text {
+        /// Seeds the filler.
+        seed: u64,
+        /// Filler bytes before each `unit`.
+        filler: usize,
+        /// The text at the end of every block.
+        unit: Bytes,
+    },
+}
+
+impl Generator {
+    /// `unit` repeated; an empty unit behaves as a single space.
+    pub fn repeat(unit: impl Into<Bytes>) -> Self {
+        let unit = unit.into();
+        Self::Repeat(if unit.is_empty() {
+            Bytes::from_static(b" ")
+        } else {
+            unit
+        })
+    }
+
+    /// Text blocks of `filler` random letters and spaces, each followed by `unit`.
+    pub fn text(seed: u64, filler: usize, unit: impl Into<Bytes>) -> Self {
+        Self::Text {
+            seed,
+            filler,
+            unit: unit.into(),
+        }
+    }
+
+    /// The length of one block of a `Text` generator or one unit of a `Repeat` (1 for `Random`).
+    pub fn block_len(&self) -> u64 {
+        match self {
+            Self::Repeat(unit) => unit.len().max(1) as u64,
+            Self::Random(_) => 1,
+            Self::Text { filler, unit, .. } => (filler + unit.len()).max(1) as u64,
+        }
+    }
+
+    /// Fill `buf` with the bytes at `offset..offset + buf.len()`.
+    pub fn fill(&self, offset: u64, buf: &mut [u8]) {
+        match self {
+            Self::Repeat(unit) => {
+                let unit: &[u8] = if unit.is_empty() { b" " } else { unit };
+                // The remainder is below unit.len(), a usize, so it fits back into one.
+                let mut at = (offset % unit.len() as u64) as usize;
+                for byte in buf.iter_mut() {
+                    *byte = unit[at];
+                    at += 1;
+                    if at == unit.len() {
+                        at = 0;
+                    }
+                }
+            }
+            Self::Random(seed) => {
+                for (i, byte) in buf.iter_mut().enumerate() {
+                    let position = offset + i as u64;
+                    let block = splitmix64(seed ^ (position / 8));
+                    *byte = block.to_le_bytes()[(position % 8) as usize];
+                }
+            }
+            Self::Text { seed, filler, unit } => {
+                const LETTERS: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz  e a ";
+                let block_len = self.block_len();
+                for (i, byte) in buf.iter_mut().enumerate() {
+                    let position = offset + i as u64;
+                    let (block, at) = (position / block_len, (position % block_len) as usize);
+                    *byte = match at.checked_sub(*filler) {
+                        Some(in_unit) => unit[in_unit],
+                        None => {
+                            let mixed = splitmix64(seed ^ splitmix64(block) ^ at as u64);
+                            LETTERS[(mixed % 32) as usize]
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// The bytes at `offset..offset + len`.
+    pub fn bytes(&self, offset: u64, len: usize) -> Vec<u8> {
+        let mut buf = vec![0; len];
+        self.fill(offset, &mut buf);
+        buf
+    }
+
+    /// The digest of the first `len` bytes, computed in bounded memory.
+    pub fn digest(&self, len: u64) -> Digest {
+        let mut digest = Digest::new();
+        let mut buf = vec![0; 64 * 1024];
+        let mut offset = 0;
+        while offset < len {
+            let n = buf.len().min((len - offset) as usize);
+            self.fill(offset, &mut buf[..n]);
+            digest.update(&buf[..n]);
+            offset += n as u64;
+        }
+        digest
+    }
+}
+
+/// splitmix64: a well-mixed 64-bit hash of a 64-bit input.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// FNV-1a 64 of a byte stream, with its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Digest {
+    /// Bytes fed so far.
+    pub len: u64,
+    /// FNV-1a 64 of those bytes.
+    pub hash: u64,
+}
+
+impl Digest {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    /// The digest of nothing.
+    pub fn new() -> Self {
+        Self {
+            len: 0,
+            hash: Self::OFFSET_BASIS,
+        }
+    }
+
+    /// The digest of `data` in one go.
+    pub fn of(data: &[u8]) -> Self {
+        let mut digest = Self::new();
+        digest.update(data);
+        digest
+    }
+
+    /// Feed the next bytes of the stream.
+    pub fn update(&mut self, data: &[u8]) {
+        let mut hash = self.hash;
+        for &byte in data {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(Self::PRIME);
+        }
+        self.hash = hash;
+        self.len += data.len() as u64;
+    }
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_offset_gives_the_same_bytes_as_the_whole() {
+        for generator in [
+            Generator::repeat("abcdefg"),
+            Generator::Random(7),
+            Generator::text(3, 5, " https://example.com/ "),
+        ] {
+            let whole = generator.bytes(0, 100);
+            for offset in 0..100 {
+                assert_eq!(
+                    generator.bytes(offset as u64, 100 - offset),
+                    whole[offset..]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_digest_is_split_invariant() {
+        let generator = Generator::Random(1);
+        let data = generator.bytes(0, 200_000);
+        let mut split = Digest::new();
+        for piece in data.chunks(777) {
+            split.update(piece);
+        }
+        assert_eq!(split, Digest::of(&data));
+        assert_eq!(generator.digest(200_000), Digest::of(&data));
+        assert_ne!(Digest::of(b"ab"), Digest::of(b"ba"));
+    }
+
+    #[test]
+    fn text_blocks_end_with_the_unit_and_hold_no_dot_elsewhere() {
+        let generator = Generator::text(9, 40, "|https://example.com/|");
+        let blocks = generator.bytes(0, 3 * generator.block_len() as usize);
+        let text = String::from_utf8(blocks).expect("ASCII");
+        assert_eq!(text.matches("|https://example.com/|").count(), 3);
+        assert_eq!(text.matches('.').count(), 3, "{text}");
+    }
+}

@@ -1,0 +1,382 @@
+//! A blocking HTTP client for tests: HTTP/1.1 or h2c prior knowledge, one connection per request.
+//!
+//! Each [`Client`] owns a single-threaded tokio runtime and blocks on it, so plain `#[test]`
+//! functions can call it (not from inside async code). Responses keep headers in wire order with
+//! duplicates, and the trailers. [`Client::stream`] hands the body to a closure chunk by chunk and
+//! returns only its [`Digest`], for bodies of many MiB.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use crate::body::Digest;
+use crate::headers::{self, HeaderLookup};
+
+/// The HTTP version a client speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 over cleartext with prior knowledge.
+    H2c,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot start the client's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{version:?} handshake with {addr} failed: {source}")]
+    Handshake {
+        addr: SocketAddr,
+        version: Version,
+        source: hyper::Error,
+    },
+    #[error("request {method} {path} is not valid: {source}")]
+    Invalid {
+        method: String,
+        path: String,
+        source: http::Error,
+    },
+    #[error("{method} {path} to {addr} failed: {source}")]
+    Exchange {
+        method: String,
+        path: String,
+        addr: SocketAddr,
+        source: hyper::Error,
+    },
+    #[error("{method} {path} to {addr} got no complete response within {after:?}")]
+    Timeout {
+        method: String,
+        path: String,
+        addr: SocketAddr,
+        after: Duration,
+    },
+}
+
+/// A request to send: method, host (`Host` or `:authority`), path, headers, body.
+#[derive(Clone, Debug)]
+pub struct Request {
+    method: http::Method,
+    host: String,
+    path: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Bytes,
+}
+
+impl Request {
+    /// A request with `method` for `host` (e.g. `www.example.cn`) and `path` (e.g. `/a?b=c`).
+    ///
+    /// # Panics
+    /// If `method` is not a valid method token.
+    pub fn new(method: &str, host: &str, path: &str) -> Self {
+        Self {
+            method: http::Method::from_bytes(method.as_bytes())
+                .unwrap_or_else(|err| panic!("method {method:?} is not valid: {err}")),
+            host: host.to_owned(),
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// `GET host path`.
+    pub fn get(host: &str, path: &str) -> Self {
+        Self::new("GET", host, path)
+    }
+
+    /// `HEAD host path`.
+    pub fn head(host: &str, path: &str) -> Self {
+        Self::new("HEAD", host, path)
+    }
+
+    /// Add a header (again for another line with the same name).
+    ///
+    /// # Panics
+    /// If the name or the value is not a valid header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push(headers::parse(name, value));
+        self
+    }
+
+    /// The request body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The hyper request for `version`: HTTP/1.1 gets an origin-form target and a `Host`
+    /// header, HTTP/2 an absolute URI from which hyper takes `:scheme` and `:authority`.
+    fn to_hyper(&self, version: Version) -> Result<http::Request<Full<Bytes>>, http::Error> {
+        let mut builder = http::Request::builder().method(self.method.clone());
+        builder = match version {
+            Version::Http1 => builder.uri(self.path.as_str()).header("host", &self.host),
+            Version::H2c => builder
+                .uri(format!("http://{}{}", self.host, self.path))
+                .version(http::Version::HTTP_2),
+        };
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        builder.body(Full::new(self.body.clone()))
+    }
+}
+
+/// A whole response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers in wire order, duplicates kept, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The body, as received (not decompressed).
+    pub body: Bytes,
+    /// The trailers, if any.
+    pub trailers: Vec<(String, String)>,
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.header(name)
+    }
+
+    /// Every value of header `name`.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers.header_all(name)
+    }
+
+    /// The first value of trailer `name`.
+    pub fn trailer(&self, name: &str) -> Option<&str> {
+        self.trailers.header(name)
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A response whose body was streamed to a closure rather than kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Streamed {
+    /// The status code.
+    pub status: u16,
+    /// The headers in wire order.
+    pub headers: Vec<(String, String)>,
+    /// The length and FNV-1a digest of the body.
+    pub digest: Digest,
+    /// How many data frames carried it.
+    pub frames: usize,
+    /// The trailers, if any.
+    pub trailers: Vec<(String, String)>,
+}
+
+/// A blocking client for one server address.
+pub struct Client {
+    addr: SocketAddr,
+    version: Version,
+    timeout: Duration,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Client {
+    /// An HTTP/1.1 client for `addr`.
+    pub fn http1(addr: SocketAddr) -> Self {
+        Self::new(addr, Version::Http1)
+    }
+
+    /// An h2c (prior knowledge) client for `addr`.
+    pub fn h2c(addr: SocketAddr) -> Self {
+        Self::new(addr, Version::H2c)
+    }
+
+    /// A client for `addr` speaking `version`, with a 60 s timeout per request.
+    ///
+    /// # Panics
+    /// If the runtime cannot be created (out of threads or file descriptors).
+    pub fn new(addr: SocketAddr, version: Version) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ClientError::Runtime)
+            .unwrap_or_else(|err| panic!("{err}"));
+        Self {
+            addr,
+            version,
+            timeout: Duration::from_secs(60),
+            runtime: Some(runtime),
+        }
+    }
+
+    /// The same client with another timeout for each whole request and response.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `GET path` for `host`; panics with the error, for tests.
+    pub fn get(&self, host: &str, path: &str) -> Response {
+        self.send(&Request::get(host, path))
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Send `request` and read the whole response.
+    pub fn send(&self, request: &Request) -> Result<Response, ClientError> {
+        let mut body = Vec::new();
+        let streamed = self.stream(request, |chunk| body.extend_from_slice(chunk))?;
+        Ok(Response {
+            status: streamed.status,
+            headers: streamed.headers,
+            body: Bytes::from(body),
+            trailers: streamed.trailers,
+        })
+    }
+
+    /// Send `request`, hand each body chunk to `on_chunk` as it arrives, keep only its digest.
+    pub fn stream<F>(&self, request: &Request, on_chunk: F) -> Result<Streamed, ClientError>
+    where
+        F: FnMut(&[u8]),
+    {
+        let exchange = self.exchange(request, on_chunk);
+        // The runtime is only taken out in Drop, so it is always here while `self` lives.
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("runtime lives as long as the client");
+        // The timer must be made inside the runtime, hence inside the block_on.
+        let within = async { tokio::time::timeout(self.timeout, exchange).await };
+        runtime.block_on(within).unwrap_or_else(|_elapsed| {
+            Err(ClientError::Timeout {
+                method: request.method.to_string(),
+                path: request.path.clone(),
+                addr: self.addr,
+                after: self.timeout,
+            })
+        })
+    }
+
+    /// Connect, send, and stream the response body into `on_chunk`.
+    async fn exchange<F>(&self, request: &Request, mut on_chunk: F) -> Result<Streamed, ClientError>
+    where
+        F: FnMut(&[u8]),
+    {
+        let failed = |source| ClientError::Exchange {
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            addr: self.addr,
+            source,
+        };
+        let hyper_request =
+            request
+                .to_hyper(self.version)
+                .map_err(|source| ClientError::Invalid {
+                    method: request.method.to_string(),
+                    path: request.path.clone(),
+                    source,
+                })?;
+        let response = self
+            .connect_and_send(hyper_request)
+            .await
+            .map_err(|err| match err {
+                Failure::Early(err) => err,
+                Failure::Exchange(source) => failed(source),
+            })?;
+        let (parts, mut body) = response.into_parts();
+        let mut streamed = Streamed {
+            status: parts.status.as_u16(),
+            headers: headers::to_list(&parts.headers),
+            digest: Digest::new(),
+            frames: 0,
+            trailers: Vec::new(),
+        };
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(failed)?;
+            match frame.into_data() {
+                Ok(data) => {
+                    streamed.frames += 1;
+                    streamed.digest.update(&data);
+                    on_chunk(&data);
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        streamed.trailers.extend(headers::to_list(&trailers));
+                    }
+                }
+            }
+        }
+        Ok(streamed)
+    }
+
+    /// Open a connection with the client's version and send one request on it.
+    async fn connect_and_send(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<Incoming>, Failure> {
+        let addr = self.addr;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| Failure::Early(ClientError::Connect { addr, source }))?;
+        // Nagle only adds latency to small test requests; failing to turn it off is harmless.
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(stream);
+        let handshake = |source| {
+            Failure::Early(ClientError::Handshake {
+                addr,
+                version: self.version,
+                source,
+            })
+        };
+        // The connection tasks end when the response is read and the sender dropped; their
+        // errors surface through the request or body futures.
+        match self.version {
+            Version::Http1 => {
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                    .await
+                    .map_err(handshake)?;
+                tokio::spawn(conn);
+                sender
+                    .send_request(request)
+                    .await
+                    .map_err(Failure::Exchange)
+            }
+            Version::H2c => {
+                let (mut sender, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                        .await
+                        .map_err(handshake)?;
+                tokio::spawn(conn);
+                sender
+                    .send_request(request)
+                    .await
+                    .map_err(Failure::Exchange)
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Never blocks, so dropping a client inside async code does not panic.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A failure before the request was on the wire, or during the exchange.
+enum Failure {
+    Early(ClientError),
+    Exchange(hyper::Error),
+}

@@ -1,0 +1,334 @@
+//! End to end, with the real Envoy and the built filter: response bodies. Label boundaries,
+//! escaped forms, domains split across chunks, huge bodies in bounded memory, content types and
+//! compressed responses.
+
+use std::io::Read;
+use std::time::Duration;
+
+use ferry_tests::{Client, Digest, Envoy, EnvoyConfig, Generator, Origin, Reply, Request};
+
+fn ferry(origin: &Origin) -> Envoy {
+    Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()))
+}
+
+/// (origin text, what the visitor must get)
+const BOUNDARIES: &[(&str, &str)] = &[
+    ("https://example.com/", "https://example.cn/"),
+    ("https://WWW.EXAMPLE.COM/x", "https://WWW.example.cn/x"),
+    ("//img.examplecdn.net/a.png", "//img.cdn.example.cn/a.png"),
+    ("mail info@example.com.", "mail info@example.cn."),
+    ("example.community", "example.community"),
+    ("myexample.com", "myexample.com"),
+    ("example.com-shop.org", "example.com-shop.org"),
+    ("example.com.au", "example.com.au"),
+    ("example.com_x", "example.com_x"),
+    (
+        "{\"u\":\"https:\\/\\/example.com\\/p\"}",
+        "{\"u\":\"https:\\/\\/example.cn\\/p\"}",
+    ),
+    (
+        "?next=https%3A%2F%2Fexample.com%2F",
+        "?next=https%3A%2F%2Fexample.cn%2F",
+    ),
+    (
+        "?next=https%3a%2f%2fwww.example.com",
+        "?next=https%3a%2f%2fwww.example.cn",
+    ),
+    ("the mirror example.cn stays", "the mirror example.cn stays"),
+];
+
+fn joined(pick: fn(&(&'static str, &'static str)) -> &'static str) -> String {
+    BOUNDARIES.iter().map(pick).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn bodies_are_rewritten_on_label_boundaries_only() {
+    let origin = Origin::start();
+    let input = joined(|c| c.0);
+    let want = joined(|c| c.1);
+    origin.route("/page.html", Reply::html(input.clone()).content_length());
+    origin.route("/api.json", Reply::ok("application/json", input.clone()));
+    origin.route(
+        "/app.js",
+        Reply::ok("text/javascript; charset=utf-8", input.clone()),
+    );
+    let envoy = ferry(&origin);
+    let client = Client::http1(envoy.listener_addr());
+    for path in ["/page.html", "/api.json", "/app.js"] {
+        let response = client.get("www.example.cn", path);
+        assert_eq!(response.status, 200);
+        for (line, (got, want)) in response.text().lines().zip(want.lines()).enumerate() {
+            assert_eq!(got, want, "{path}, case {line}: {:?}", BOUNDARIES[line].0);
+        }
+        assert_eq!(response.text(), want, "{path}");
+    }
+    let matches_per_body = 7;
+    assert_eq!(
+        envoy.counter("ferry.body_matches"),
+        Some(3 * matches_per_body)
+    );
+}
+
+#[test]
+fn a_domain_split_across_chunks_is_found_at_every_offset() {
+    let text = "go to https://www.example.com/x, not example.community, or example.com.";
+    let want = "go to https://www.example.cn/x, not example.community, or example.cn.";
+    let origin = Origin::start();
+    for cut in 1..text.len() {
+        origin.route(
+            &format!("/cut/{cut}"),
+            Reply::html("")
+                .chunks([&text[..cut], &text[cut..]])
+                .chunk_delay(Duration::from_millis(5)),
+        );
+    }
+    // One byte per chunk: every possible hold.
+    origin.route(
+        "/bytes",
+        Reply::html("")
+            .chunks(text.as_bytes().chunks(1).map(<[u8]>::to_vec))
+            .chunk_delay(Duration::from_millis(1)),
+    );
+    let envoy = ferry(&origin);
+    let client = Client::http1(envoy.listener_addr());
+    for cut in 1..text.len() {
+        let response = client.get("www.example.cn", &format!("/cut/{cut}"));
+        assert_eq!(response.text(), want, "split at {cut}");
+    }
+    let response = client.get("www.example.cn", "/bytes");
+    assert_eq!(response.text(), want, "one byte per chunk");
+}
+
+#[test]
+fn a_body_ending_on_a_partial_or_undecided_match_is_flushed() {
+    let origin = Origin::start();
+    let cases = [
+        ("see example.co", "see example.co"),
+        ("see exa", "see exa"),
+        ("see https://example.com", "see https://example.cn"),
+        ("see example.com.", "see example.cn."),
+        ("see %2F", "see %2F"),
+    ];
+    for (i, (text, _)) in cases.iter().enumerate() {
+        // The whole body in one chunk, and split just before its tail.
+        origin.route(&format!("/one/{i}"), Reply::html(*text));
+        origin.route(
+            &format!("/two/{i}"),
+            Reply::html("")
+                .chunks([&text[..4], &text[4..]])
+                .chunk_delay(Duration::from_millis(5)),
+        );
+    }
+    let envoy = ferry(&origin);
+    let client = Client::http1(envoy.listener_addr());
+    for (i, (text, want)) in cases.iter().enumerate() {
+        for kind in ["one", "two"] {
+            let response = client.get("www.example.cn", &format!("/{kind}/{i}"));
+            assert_eq!(response.text(), *want, "{kind}: {text:?}");
+        }
+    }
+}
+
+/// A huge body streams through with every domain rewritten, with Envoy's memory bounded by the
+/// chunk size (never the body), and never hitting Envoy's buffer limit (that would reset it).
+fn huge_body(config: EnvoyConfig, len_mib: u64) {
+    // Ends in a line break: the next block's filler must not complete a domain.
+    let unit = " <a href=\"https://www.example.com/p\">example.community</a> example.co\n";
+    let rewritten = " <a href=\"https://www.example.cn/p\">example.community</a> example.co\n";
+    let source = Generator::text(7, 180, unit);
+    let expected = Generator::text(7, 180, rewritten);
+    let blocks = (len_mib << 20) / source.block_len();
+    let origin = Origin::start();
+    // 16 KiB + 3 chunks from the origin: domains straddle chunk boundaries all along.
+    origin.route(
+        "/huge",
+        Reply::ok("text/html", "").generated(
+            source.clone(),
+            blocks * source.block_len(),
+            16 * 1024 + 3,
+        ),
+    );
+    let envoy = Envoy::start(&config.origin(origin.addr()));
+    let baseline = envoy.rss_kib().expect("Envoy's RSS");
+    let mut peak = baseline;
+    let mut seen = 0u64;
+    let streamed = Client::http1(envoy.listener_addr())
+        .stream(&Request::get("www.example.cn", "/huge"), |chunk| {
+            seen += chunk.len() as u64;
+            // Sample Envoy's memory every few MiB while the body flows.
+            if seen % (4 << 20) < chunk.len() as u64 {
+                peak = peak.max(envoy.rss_kib().unwrap_or(0));
+            }
+        })
+        .expect("the whole body arrives (a reset would fail here)");
+    assert_eq!(streamed.status, 200);
+    let want: Digest = expected.digest(blocks * expected.block_len());
+    assert_eq!(streamed.digest, want, "rewritten body");
+    assert_eq!(envoy.counter("ferry.body_matches"), Some(blocks));
+    assert_eq!(
+        envoy.counter("ferry.body_bytes_in"),
+        Some(blocks * source.block_len())
+    );
+    assert_eq!(envoy.counter("ferry.tails_dropped"), Some(0));
+    let growth_mib = peak.saturating_sub(baseline) / 1024;
+    eprintln!("Envoy RSS: {baseline} KiB at start, peak {peak} KiB while streaming {len_mib} MiB");
+    assert!(
+        growth_mib < 24,
+        "Envoy grew by {growth_mib} MiB while streaming {len_mib} MiB: it buffers the body"
+    );
+}
+
+#[test]
+fn huge_bodies_stream_in_bounded_memory() {
+    huge_body(EnvoyConfig::shipped(), 64);
+}
+
+#[test]
+fn huge_bodies_stream_with_large_upstream_reads_too() {
+    // 1 MiB upstream reads: chunks too large to let Envoy hold, so tails are carried instead.
+    let config = EnvoyConfig::shipped().edit(|doc| {
+        let cluster = &mut doc["static_resources"]["clusters"][0];
+        cluster["per_connection_buffer_limit_bytes"] = 1_048_576.into();
+    });
+    huge_body(config, 16);
+}
+
+#[test]
+fn other_content_types_pass_byte_for_byte() {
+    let origin = Origin::start();
+    let mut binary = b"\x89PNG\r\n\x1a\n https://example.com/ ".to_vec();
+    binary.extend((0..=255u8).cycle().take(40_000));
+    for (path, content_type) in [
+        ("/a.png", "image/png"),
+        ("/a.woff2", "font/woff2"),
+        ("/a.zip", "application/zip"),
+        ("/a.mp4", "video/mp4"),
+        ("/none", ""),
+    ] {
+        let mut reply = Reply::new(200)
+            .body(binary.clone())
+            .header("etag", "\"b1\"")
+            .content_length();
+        if !content_type.is_empty() {
+            reply = reply.header("content-type", content_type);
+        }
+        origin.route(path, reply);
+    }
+    let envoy = ferry(&origin);
+    let client = Client::http1(envoy.listener_addr());
+    for path in ["/a.png", "/a.woff2", "/a.zip", "/a.mp4", "/none"] {
+        let response = client.get("www.example.cn", path);
+        assert_eq!(response.body.as_ref(), binary.as_slice(), "{path}");
+        assert_eq!(
+            response.header("content-length"),
+            Some(binary.len().to_string().as_str()),
+            "{path}"
+        );
+        assert_eq!(response.header("etag"), Some("\"b1\""), "{path}");
+    }
+    assert_eq!(envoy.counter("ferry.bodies_rewritten"), Some(0));
+}
+
+#[test]
+fn configured_content_types_replace_the_defaults() {
+    let origin = Origin::start();
+    origin.route(
+        "/a.json",
+        Reply::ok("application/json", "https://example.com/"),
+    );
+    origin.route("/a.txt", Reply::ok("text/x-custom", "https://example.com/"));
+    let config = r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                     "content_types": ["text/*"]}"#;
+    let envoy = Envoy::start(
+        &EnvoyConfig::shipped()
+            .plugin_config(config)
+            .origin(origin.addr()),
+    );
+    let client = Client::http1(envoy.listener_addr());
+    assert_eq!(
+        client.get("example.cn", "/a.json").text(),
+        "https://example.com/"
+    );
+    assert_eq!(
+        client.get("example.cn", "/a.txt").text(),
+        "https://example.cn/"
+    );
+}
+
+fn gunzip(data: &[u8]) -> String {
+    let mut out = String::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_string(&mut out)
+        .expect("a valid gzip stream");
+    out
+}
+
+#[test]
+fn compressed_bodies_are_never_rewritten_blindly() {
+    let page = "<a href=\"https://www.example.com/\">home</a> ".repeat(50);
+    let origin = Origin::start();
+    origin.route("/", Reply::html(page.clone()).gzip());
+    // No decompressor in front of the filter: the gzip body must pass as it is.
+    let envoy = Envoy::start(
+        &EnvoyConfig::shipped()
+            .without_decompressor()
+            .without_compressor()
+            .origin(origin.addr()),
+    );
+    let response = Client::http1(envoy.listener_addr()).get("www.example.cn", "/");
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&response.body), page, "passed untouched");
+    assert_eq!(envoy.counter("ferry.bodies_passed_compressed"), Some(1));
+    assert_eq!(envoy.counter("ferry.bodies_rewritten"), Some(0));
+}
+
+#[test]
+fn the_shipped_chain_decompresses_rewrites_and_compresses() {
+    let page = "<a href=\"https://www.example.com/\">home</a> ".repeat(50);
+    let want = page.replace("www.example.com", "www.example.cn");
+    let origin = Origin::start();
+    origin.route("/", Reply::html(page.clone()).gzip());
+    let envoy = ferry(&origin);
+    let client = Client::http1(envoy.listener_addr());
+
+    let request = Request::get("www.example.cn", "/").header("accept-encoding", "gzip");
+    let response = client.send(&request).expect("request through Envoy");
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        gunzip(&response.body),
+        want,
+        "a gzip client gets gzip, rewritten"
+    );
+    let asked = origin.last_request().unwrap();
+    assert!(
+        asked
+            .header("accept-encoding")
+            .unwrap_or("")
+            .contains("gzip"),
+        "the decompressor lets the origin compress"
+    );
+
+    let response = client.get("www.example.cn", "/");
+    assert_eq!(response.header("content-encoding"), None);
+    assert_eq!(
+        response.text(),
+        want,
+        "a plain client gets plain text, rewritten"
+    );
+    assert_eq!(envoy.counter("ferry.bodies_passed_compressed"), Some(0));
+    assert_eq!(envoy.counter("ferry.bodies_rewritten"), Some(2));
+}
+
+#[test]
+fn highly_compressible_bodies_are_not_truncated_by_the_decompressor() {
+    // About 300:1 with gzip: over Envoy's default max_inflate_ratio of 100.
+    let unit = "<a href=\"https://www.example.com/\">same</a>\n";
+    let page = unit.repeat((2 << 20) / unit.len());
+    let want = page.replace("www.example.com", "www.example.cn");
+    let origin = Origin::start();
+    origin.route("/", Reply::html(page).gzip());
+    let envoy = ferry(&origin);
+    let response = Client::http1(envoy.listener_addr()).get("www.example.cn", "/");
+    assert_eq!(response.body.len(), want.len(), "the whole body arrives");
+    assert!(response.text() == want, "rewritten");
+}

@@ -1,0 +1,191 @@
+//! Tests of the end-to-end harness itself, not of Ferry's rewriting: the shipped configs validate,
+//! Envoy without the filter carries the demo site, trailers, gzip and large bodies unchanged, and
+//! Envoy refuses a bad plugin configuration with a log line from the filter naming the field.
+//!
+//! They need the real Envoy, and some the built `.wasm`; when either is missing they fail with
+//! a message that says how to get it.
+
+use std::time::Duration;
+
+use ferry_tests::client::Version;
+use ferry_tests::site::{Site, PAGES};
+use ferry_tests::{paths, Client, Envoy, EnvoyConfig, Generator, Origin, Reply, Request};
+
+/// A port nothing listens on: the `origin` cluster must point somewhere, but some tests send
+/// no request.
+fn unused_origin() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address")
+}
+
+#[test]
+fn every_shipped_envoy_config_validates() {
+    // The shipped configs load the filter by a relative path; fail with how to build it.
+    paths::wasm_path();
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(paths::envoy_dir()).expect("read envoy/") {
+        let path = entry.expect("read envoy/").path();
+        if path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        {
+            if let Err(output) = Envoy::validate(&path) {
+                panic!("{} does not validate:\n{output}", path.display());
+            }
+            checked.push(path);
+        }
+    }
+    assert!(
+        !checked.is_empty(),
+        "no *.yaml found in {}",
+        paths::envoy_dir().display()
+    );
+}
+
+#[test]
+fn the_demo_site_passes_through_envoy_without_the_filter_unchanged() {
+    let site = Site::default();
+    let origin = site.start();
+    let envoy = Envoy::start(&EnvoyConfig::shipped().without_ferry().origin(origin.addr()));
+    let pages = site.pages();
+    assert_eq!(pages.len(), PAGES.len());
+    for version in [Version::Http1, Version::H2c] {
+        let client = Client::new(envoy.listener_addr(), version);
+        for (path, reply) in &pages {
+            let response = client.get(&site.mirror_host(), path);
+            let context = format!("{version:?} {path}");
+            assert_eq!(response.status, reply.status(), "{context}");
+            let expected = reply.body_bytes().expect("demo pages are not generated");
+            assert_eq!(response.body, expected, "{context}");
+            for name in ["set-cookie", "location", "link", "content-security-policy"] {
+                let sent = reply.headers();
+                let sent: Vec<&str> = sent
+                    .iter()
+                    .filter(|(key, _)| key == name)
+                    .map(|(_, value)| value.as_str())
+                    .collect();
+                assert_eq!(response.header_all(name), sent, "{context}: {name}");
+            }
+            let seen = origin.last_request().expect("the origin saw the request");
+            assert_eq!(seen.path, *path, "{context}");
+            assert_eq!(seen.host(), Some(site.mirror_host().as_str()), "{context}");
+        }
+    }
+    if let Err(log) = envoy.wait_for_log("starting main dispatch loop", Duration::from_secs(5)) {
+        panic!("Envoy's log is not readable or incomplete:\n{log}");
+    }
+    assert!(envoy.counter("http.ferry.downstream_rq_2xx").unwrap_or(0) >= 8);
+}
+
+#[test]
+fn trailers_and_chunks_cross_envoy_over_http2_without_the_filter() {
+    let origin = Origin::start();
+    let chunks = ["first chunk, ", "second chunk, ", "third chunk"];
+    origin.route(
+        "/trailers",
+        Reply::ok("text/plain", "")
+            .chunks(chunks)
+            .chunk_delay(Duration::from_millis(20))
+            .trailer("x-checksum", "abc123"),
+    );
+    let config = EnvoyConfig::shipped()
+        .without_ferry()
+        .origin_http2()
+        .origin(origin.addr());
+    let envoy = Envoy::start(&config);
+    let mut body = Vec::new();
+    let response = Client::h2c(envoy.listener_addr())
+        .stream(&Request::get("www.example.cn", "/trailers"), |chunk| {
+            body.extend_from_slice(chunk)
+        })
+        .expect("the request succeeds");
+    assert_eq!(response.status, 200);
+    assert_eq!(body, chunks.concat().as_bytes());
+    // The pause between chunks keeps them apart all the way through Envoy.
+    assert_eq!(response.frames, chunks.len());
+    assert_eq!(
+        response.trailers,
+        [("x-checksum".to_owned(), "abc123".to_owned())]
+    );
+    let seen = origin.last_request().expect("the origin saw the request");
+    assert_eq!(seen.version, "HTTP/2.0");
+    assert_eq!(seen.host(), Some("www.example.cn"));
+}
+
+#[test]
+fn large_and_gzip_bodies_stream_through_envoy_without_the_filter() {
+    const LEN: u64 = 8 * 1024 * 1024 + 13;
+    let generator =
+        Generator::repeat("0123456789 https://www.example.com/ abcdefghijklmnopqrstuvwxyz\n");
+    let origin = Origin::start();
+    origin.route(
+        "/big",
+        Reply::ok("text/plain", "").generated(generator.clone(), LEN, 16 * 1024),
+    );
+    // Text that compresses like a real page: Envoy's decompressor cuts off (and counts as a
+    // zlib_data_error) any body that inflates more than 100 times, as `generator` would.
+    let text = Generator::text(7, 200, " https://www.example.com/ ");
+    origin.route(
+        "/big.gz",
+        Reply::ok("text/plain", "")
+            .generated(text.clone(), LEN, 64 * 1024)
+            .gzip(),
+    );
+    let envoy = Envoy::start(&EnvoyConfig::shipped().without_ferry().origin(origin.addr()));
+    let client = Client::http1(envoy.listener_addr());
+    for (path, expected) in [
+        ("/big", generator.digest(LEN)),
+        ("/big.gz", text.digest(LEN)),
+    ] {
+        // No Accept-Encoding: the decompressor undoes the origin's gzip, the compressor stays off.
+        let streamed = client
+            .stream(&Request::get("www.example.cn", path), |_| {})
+            .unwrap_or_else(|err| panic!("{path}: {err}"));
+        assert_eq!(streamed.status, 200, "{path}");
+        assert_eq!(streamed.digest, expected, "{path}");
+        assert!(
+            streamed.frames > 1,
+            "{path} came in {} frame(s)",
+            streamed.frames
+        );
+    }
+    let seen = origin.requests_to("/big.gz");
+    let accept = seen[0].header("accept-encoding").unwrap_or_default();
+    assert!(
+        accept.contains("gzip"),
+        "the decompressor asks for gzip: {accept:?}"
+    );
+}
+
+#[test]
+fn a_bad_plugin_configuration_makes_envoy_refuse_to_start() {
+    // Missing artifacts must fail with their own message, not as "Envoy refused the config".
+    paths::envoy_bin();
+    paths::wasm_path();
+    let config = EnvoyConfig::shipped()
+        .origin(unused_origin())
+        .plugin_config(r#"{"domains": []}"#);
+    let err = match Envoy::try_start(&config) {
+        Ok(envoy) => panic!("Envoy started with an empty `domains`:\n{}", envoy.log()),
+        Err(err) => err,
+    };
+    let from_filter = err
+        .log
+        .lines()
+        .find(|line| line.contains("ferry:") && line.contains("domains"));
+    assert!(
+        from_filter.is_some(),
+        "no log line from the filter names `domains`: {err}"
+    );
+}
+
+#[test]
+fn the_shipped_configuration_starts_with_the_filter() {
+    let origin = Origin::start();
+    let envoy = Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()));
+    assert_ne!(envoy.listener_addr().port(), 0);
+    let stats = envoy
+        .admin_get("/stats?filter=ferry")
+        .expect("admin answers");
+    assert_eq!(stats.status, 200);
+}
