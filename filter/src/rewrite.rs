@@ -40,9 +40,77 @@ struct Rule {
 /// The compiled origin -> mirror rewriter. Immutable and cheap to share.
 #[derive(Debug, Clone)]
 pub struct Rewriter {
-    searcher: AhoCorasick,
+    finder: Finder,
     rules: Vec<Rule>,
     longest: usize,
+}
+
+/// Finds the leftmost candidate (the longest domain at the leftmost position), before any
+/// boundary check.
+#[derive(Debug, Clone)]
+enum Finder {
+    /// Every origin domain has a dot, and a match's first dot is the domain's first dot: scan
+    /// for dots (SIMD memchr; a dot has no case) and compare the domains anchored there.
+    Dots {
+        /// Rule indexes by decreasing first-dot offset, then decreasing length: at one dot,
+        /// the leftmost start comes first, and the longest domain among equal starts.
+        order: Vec<usize>,
+        /// Offset of each rule's first dot.
+        dot: Vec<usize>,
+    },
+    /// A single-label origin (`localhost`): one automaton over all of them.
+    Automaton(AhoCorasick),
+}
+
+impl Finder {
+    fn new(rules: &[Rule]) -> Result<Finder, aho_corasick::BuildError> {
+        let dots: Option<Vec<usize>> = rules
+            .iter()
+            .map(|r| r.origin.iter().position(|&b| b == b'.'))
+            .collect();
+        if let Some(dot) = dots {
+            let mut order: Vec<usize> = (0..rules.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse((dot[i], rules[i].origin.len())));
+            return Ok(Finder::Dots { order, dot });
+        }
+        let automaton = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(rules.iter().map(|r| &r.origin))?;
+        Ok(Finder::Automaton(automaton))
+    }
+
+    /// The leftmost candidate starting at or after `from`: `(start, end, rule)`.
+    fn find(&self, rules: &[Rule], input: &[u8], from: usize) -> Option<(usize, usize, usize)> {
+        match self {
+            Finder::Automaton(ac) => ac
+                .find(Input::new(input).range(from..input.len()))
+                .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
+            Finder::Dots { order, dot } => {
+                // A candidate starting at or after `from` has its first dot there too.
+                let mut at = from;
+                while let Some(i) = memchr::memchr(b'.', input.get(at..)?) {
+                    let p = at + i;
+                    for &r in order {
+                        let origin = &rules[r].origin;
+                        let Some(start) = p.checked_sub(dot[r]) else {
+                            continue;
+                        };
+                        let end = start + origin.len();
+                        if start >= from
+                            && end <= input.len()
+                            && input[start..end].eq_ignore_ascii_case(origin)
+                        {
+                            return Some((start, end, r));
+                        }
+                    }
+                    at = p + 1;
+                }
+                None
+            }
+        }
+    }
 }
 
 /// What [`Rewriter::rewrite_chunk`] did with its input.
@@ -102,14 +170,10 @@ impl Rewriter {
                 subdomains: p.subdomains,
             })
             .collect();
-        let searcher = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(rules.iter().map(|r| &r.origin))?;
+        let finder = Finder::new(&rules)?;
         let longest = rules.iter().map(|r| r.origin.len()).max().unwrap_or(0);
         Ok(Rewriter {
-            searcher,
+            finder,
             rules,
             longest,
         })
@@ -144,12 +208,8 @@ impl Rewriter {
         let mut copied = 0;
         let mut matches = 0;
         let mut consumed = input.len();
-        while let Some(m) = self
-            .searcher
-            .find(Input::new(input).range(search_from..input.len()))
-        {
-            let (start, end) = (m.start(), m.end());
-            let rule = &self.rules[m.pattern().as_usize()];
+        while let Some((start, end, rule)) = self.finder.find(&self.rules, input, search_from) {
+            let rule = &self.rules[rule];
             let accepted = self.starts_on_boundary(context, input, start, rule.subdomains)
                 && match after(input, end, last) {
                     After::Accept => true,

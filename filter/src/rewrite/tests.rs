@@ -286,6 +286,8 @@ fn random_input(rng: &mut Rng) -> Vec<u8> {
     const PIECES: &[&[u8]] = &[
         b"example.com",
         b"EXAMPLE.COM",
+        b"intranet",
+        b"INTRA",
         b"examplecdn.net",
         b"static.test",
         b"example",
@@ -316,28 +318,63 @@ fn random_input(rng: &mut Rng) -> Vec<u8> {
     v
 }
 
+/// Both finders: every origin has a dot (the dot scan), and one origin is a single label
+/// (the automaton).
+fn pair_sets() -> Vec<Vec<DomainPair>> {
+    let mut single_label = pairs();
+    single_label.push(DomainPair {
+        origin: "intranet".into(),
+        mirror: "intranet.example.cn".into(),
+        subdomains: true,
+    });
+    vec![pairs(), single_label]
+}
+
 #[test]
 fn engine_matches_reference_on_random_inputs_and_splits() {
-    let pairs = pairs();
-    let rw = Rewriter::new(&pairs).unwrap();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..20_000 {
-        let input = random_input(&mut rng);
-        let want = reference(&pairs, &input);
+    for pairs in pair_sets() {
+        let rw = Rewriter::new(&pairs).unwrap();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..20_000 {
+            let input = random_input(&mut rng);
+            let want = reference(&pairs, &input);
+            assert_eq!(
+                whole(&rw, &input),
+                want,
+                "whole: {:?}",
+                String::from_utf8_lossy(&input)
+            );
+            let a = rng.below(input.len() + 1);
+            let b = a + rng.below(input.len() - a + 1);
+            let got = streamed(&rw, &[&input[..a], &input[a..b], &input[b..]]);
+            assert_eq!(
+                got,
+                want,
+                "split {a}/{b}: {:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+    }
+}
+
+#[test]
+fn both_finders_agree_on_the_table() {
+    let [dots, automaton] = pair_sets().try_into().unwrap();
+    let (dots, automaton) = (
+        Rewriter::new(&dots).unwrap(),
+        Rewriter::new(&automaton).unwrap(),
+    );
+    assert!(matches!(dots.finder, Finder::Dots { .. }));
+    assert!(matches!(automaton.finder, Finder::Automaton(_)));
+    for (input, want) in CASES {
         assert_eq!(
-            whole(&rw, &input),
-            want,
-            "whole: {:?}",
-            String::from_utf8_lossy(&input)
-        );
-        let a = rng.below(input.len() + 1);
-        let b = a + rng.below(input.len() - a + 1);
-        let got = streamed(&rw, &[&input[..a], &input[a..b], &input[b..]]);
-        assert_eq!(
-            got,
-            want,
-            "split {a}/{b}: {:?}",
-            String::from_utf8_lossy(&input)
+            String::from_utf8_lossy(&whole(&automaton, input.as_bytes())),
+            *want
         );
     }
+    assert_eq!(
+        whole(&automaton, b"http://intranet/x"),
+        b"http://intranet.example.cn/x"
+    );
+    assert_eq!(whole(&dots, b"http://intranet/x"), b"http://intranet/x");
 }
