@@ -35,7 +35,7 @@ use metrics::{Counter, Metrics, Tally};
 /// be split across chunks; Envoy then adds the next chunk to it, and over its buffer limit
 /// (1 MiB by default) it would reset the response. Larger chunks have their undecided tail cut
 /// off and carried instead.
-const PAUSE_LIMIT: usize = 64 * 1024;
+const PAUSE_LIMIT: usize = 128 * 1024;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -158,7 +158,10 @@ impl HttpContext for Stream {
             return Action::Continue;
         };
         let map = MapType::HttpRequestHeaders;
-        let origin_authority = get_header(map, ":authority")
+        // One host call decides about most requests (those for other hosts).
+        let origin_authority = hostcalls::get_map_value_bytes(map, ":authority")
+            .ok()
+            .flatten()
             .and_then(|authority| headers::request_authority(&shared.hosts, &authority));
         let Some(origin_authority) = origin_authority else {
             shared.metrics.add(Counter::RequestsOther, 1);
@@ -167,10 +170,12 @@ impl HttpContext for Stream {
         self.mirror = true;
         shared.metrics.add(Counter::RequestsMirror, 1);
         self.set_header(map, ":authority", &origin_authority);
-        for name in ["origin", "referer"] {
-            let new = get_header(map, name).and_then(|v| headers::request_url(&shared.hosts, &v));
-            if let Some(new) = new {
-                self.set_header(map, name, &new);
+        let pairs = hostcalls::get_map_bytes(map).unwrap_or_default();
+        for (name, value) in &pairs {
+            if name == "origin" || name == "referer" {
+                if let Some(new) = headers::request_url(&shared.hosts, value) {
+                    self.set_header(map, name, &new);
+                }
             }
         }
         if shared.config.identity_encoding {
@@ -360,16 +365,23 @@ impl Stream {
         // then the undecided tail is cut off and carried in front of the next chunk instead.
         let pause = !tail.is_empty() && buffer.len() <= PAUSE_LIMIT;
         let rewritten = progress.matches > 0 || !carried.is_empty() || (!tail.is_empty() && !pause);
-        if rewritten {
+        let keep_tail = pause && !tail.is_empty();
+        let result = if !rewritten {
+            Ok(())
+        } else if start == 0 && !keep_tail {
+            // The common case: the new buffer is exactly the decided output.
+            hostcalls::set_buffer(BufferType::HttpResponseBody, 0, buffer.len(), decided)
+        } else {
             let mut new = Vec::with_capacity(start + decided.len() + tail.len());
             new.extend_from_slice(&buffer[..start]);
             new.extend_from_slice(decided);
-            if pause {
+            if keep_tail {
                 new.extend_from_slice(tail);
             }
-            if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, buffer.len(), &new).is_err() {
-                return self.give_up();
-            }
+            hostcalls::set_buffer(BufferType::HttpResponseBody, 0, buffer.len(), &new)
+        };
+        if result.is_err() {
+            return self.give_up();
         }
         self.tally.body_bytes_in += consumed as u64;
         self.tally.body_bytes_out += decided.len() as u64;
@@ -391,9 +403,4 @@ impl Stream {
         self.body = Body::Pass;
         Action::Continue
     }
-}
-
-/// One request or response header as bytes; `None` when absent or unreadable.
-fn get_header(map: MapType, name: &str) -> Option<Vec<u8>> {
-    hostcalls::get_map_value_bytes(map, name).ok().flatten()
 }
