@@ -1,0 +1,2 @@
+//! The `ferry-relay` binary (work in progress).
+fn main() {}
