@@ -8,3 +8,16 @@
 //! * `splice` (the only module with `unsafe`): pipes and `splice(2)`.
 //! * `forward`: bidirectional forwarding of one connection, splice with a copy fallback.
 #![deny(unsafe_code)]
+
+pub mod cidr;
+pub mod config;
+pub mod connection;
+pub mod forward;
+pub mod health;
+pub mod limits;
+pub mod metrics;
+pub mod proxy_protocol;
+pub mod server;
+#[allow(unsafe_code)]
+pub mod splice;
+pub mod upstream;

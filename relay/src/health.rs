@@ -1,0 +1,109 @@
+//! Active TCP health checks: every `interval`, a TCP connect to each upstream of a pool (and an
+//! immediate close); the result feeds the upstream's rise/fall state machine. Transitions are
+//! logged once each.
+
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::upstream::{Pool, Transition};
+
+/// How a pool is checked (`timeout`: a connect not done by then counts as a failure).
+pub use crate::config::HealthConfig as Checks;
+
+/// Checks `pool` until `stop` turns true (or its sender is gone).
+pub async fn run(
+    listener: String,
+    pool: Arc<Pool>,
+    checks: Checks,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(checks.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+        let rounds = pool.upstreams().iter().map(|upstream| {
+            let upstream = Arc::clone(upstream);
+            async move {
+                let ok = matches!(
+                    tokio::time::timeout(checks.timeout, TcpStream::connect(upstream.addr)).await,
+                    Ok(Ok(_))
+                );
+                (upstream, ok)
+            }
+        });
+        for (upstream, ok) in futures_join(rounds).await {
+            match upstream.record_check(ok, checks.rise, checks.fall) {
+                Some(Transition::WentDown) => tracing::warn!(
+                    listener = %listener, upstream = %upstream.addr, backup = upstream.backup,
+                    "upstream is down: {} failed checks in a row", checks.fall
+                ),
+                Some(Transition::WentUp) => tracing::info!(
+                    listener = %listener, upstream = %upstream.addr, backup = upstream.backup,
+                    "upstream is up again"
+                ),
+                None => {}
+            }
+        }
+    }
+}
+
+/// Runs the checks of one round concurrently, so one slow upstream does not delay the others.
+async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        if let Ok(value) = handle.await {
+            out.push(value);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::{Balance, Upstream};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_dead_upstream_goes_down_and_comes_back() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener); // nothing listens there now
+        let upstream = Arc::new(Upstream::new(addr, false));
+        let pool = Arc::new(Pool::new(vec![Arc::clone(&upstream)], Balance::RoundRobin));
+        let checks = Checks {
+            interval: Duration::from_millis(20),
+            timeout: Duration::from_millis(200),
+            rise: 2,
+            fall: 2,
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run("t".into(), Arc::clone(&pool), checks, stop_rx));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while upstream.is_up() {
+            assert!(tokio::time::Instant::now() < deadline, "never went down");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _listening = tokio::net::TcpListener::bind(addr).await.unwrap();
+        while !upstream.is_up() {
+            assert!(tokio::time::Instant::now() < deadline, "never came back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,150 @@
+//! Connection limits: per listener and per client address, held by RAII guards so a connection
+//! that ends in any way (error, panic in its task, timeout) gives its slot back.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::metrics::Refusal;
+
+/// Open connections of one listener, in total and by client address.
+///
+/// The limits can change while connections are open (a reload): the counts carry on, and the
+/// new maximums apply to the next connection.
+#[derive(Debug, Default)]
+pub struct Limits {
+    /// 0: no limit.
+    max_total: AtomicUsize,
+    /// 0: no limit.
+    max_per_ip: AtomicUsize,
+    total: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Limits {
+    pub fn new(max_total: Option<usize>, max_per_ip: Option<usize>) -> Limits {
+        let limits = Limits::default();
+        limits.set(max_total, max_per_ip);
+        limits
+    }
+
+    /// Sets new maximums (`None`: no limit).
+    pub fn set(&self, max_total: Option<usize>, max_per_ip: Option<usize>) {
+        self.max_total
+            .store(max_total.unwrap_or(0), Ordering::Release);
+        self.max_per_ip
+            .store(max_per_ip.unwrap_or(0), Ordering::Release);
+    }
+
+    fn max(field: &AtomicUsize) -> Option<usize> {
+        Some(field.load(Ordering::Acquire)).filter(|&m| m > 0)
+    }
+
+    /// Takes a slot for a connection from `ip`, or says which limit refuses it.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let ip = canonical(ip);
+        let previous = self.total.fetch_add(1, Ordering::AcqRel);
+        if Self::max(&self.max_total).is_some_and(|max| previous >= max) {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::MaxConnections);
+        }
+        // Counted per address even without a per-address limit, so one can be set by a reload.
+        {
+            let max = Self::max(&self.max_per_ip);
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let count = per_ip.entry(ip).or_insert(0);
+            if max.is_some_and(|max| *count >= max) {
+                drop(per_ip);
+                self.total.fetch_sub(1, Ordering::AcqRel);
+                return Err(Refusal::MaxPerIp);
+            }
+            *count += 1;
+        }
+        Ok(Slot {
+            limits: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Connections holding a slot.
+    pub fn open(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+}
+
+/// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// One admitted connection's slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct Slot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                // No entry for addresses with nothing open: the map stays small.
+                per_ip.remove(&self.ip);
+            }
+        }
+        drop(per_ip);
+        self.limits.total.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_and_per_ip_limits_and_release() {
+        let limits = Arc::new(Limits::new(Some(3), Some(2)));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let a_mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let s1 = limits.admit(a).unwrap();
+        let s2 = limits.admit(a_mapped).unwrap();
+        assert_eq!(limits.admit(a).unwrap_err(), Refusal::MaxPerIp);
+        let s3 = limits.admit(b).unwrap();
+        assert_eq!(limits.admit(b).unwrap_err(), Refusal::MaxConnections);
+        assert_eq!(limits.open(), 3);
+        drop(s1);
+        let s4 = limits.admit(a).unwrap();
+        drop((s2, s3, s4));
+        assert_eq!(limits.open(), 0);
+        assert!(limits.per_ip.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn new_maximums_apply_to_the_next_connection() {
+        let limits = Arc::new(Limits::new(None, None));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let _a = limits.admit(ip).unwrap();
+        let _b = limits.admit(ip).unwrap();
+        limits.set(None, Some(2));
+        assert_eq!(limits.admit(ip).unwrap_err(), Refusal::MaxPerIp);
+        limits.set(Some(2), None);
+        assert_eq!(limits.admit(ip).unwrap_err(), Refusal::MaxConnections);
+    }
+
+    #[test]
+    fn no_limits_admit_everyone() {
+        let limits = Arc::new(Limits::new(None, None));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let slots: Vec<Slot> = (0..1000).map(|_| limits.admit(ip).unwrap()).collect();
+        assert_eq!(limits.open(), 1000);
+        drop(slots);
+        assert_eq!(limits.open(), 0);
+    }
+}

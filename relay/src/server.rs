@@ -1,0 +1,370 @@
+//! The running relay: listeners, their accept loops, one task per connection, reloads and the
+//! graceful stop.
+//!
+//! Each listener binds one socket per runtime worker with `SO_REUSEPORT`, so the kernel spreads
+//! new connections over the workers (and a second relay can bind beside this one during an
+//! upgrade). A listener's settings sit behind a lock as an `Arc<ListenerState>` that a reload
+//! swaps: a connection keeps the state it was accepted with, so nothing open is disturbed.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ListenerConfig};
+use crate::connection::{self, ListenerState};
+use crate::health;
+use crate::limits::Limits;
+use crate::metrics::{ListenerMetrics, Registry};
+use crate::upstream::{Pool, Upstream};
+
+/// Why the relay could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("listener {name:?}: cannot listen on {addr}: {source}")]
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    #[error("metrics: cannot listen on {addr}: {source}")]
+    Metrics { addr: SocketAddr, source: io::Error },
+}
+
+/// Open connections, for the graceful stop.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: AtomicUsize,
+    idle: Notify,
+}
+
+impl Connections {
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    pub fn enter(self: &Arc<Self>) -> ConnectionGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        ConnectionGuard {
+            connections: Arc::clone(self),
+        }
+    }
+
+    /// Waits until no connection is open.
+    pub async fn drained(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.open() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// Counts one open connection while it lives.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    connections: Arc<Connections>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.connections.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.connections.idle.notify_waiters();
+        }
+    }
+}
+
+struct Running {
+    listen: SocketAddr,
+    state: Arc<RwLock<Arc<ListenerState>>>,
+    accept: Vec<JoinHandle<()>>,
+    health_stop: watch::Sender<bool>,
+}
+
+/// The relay's listeners and what they share.
+pub struct Server {
+    running: HashMap<String, Running>,
+    registry: Arc<Registry>,
+    connections: Arc<Connections>,
+    workers: usize,
+    metrics_task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds every listener (and the metrics endpoint) and starts serving.
+    pub async fn start(settings: &Config) -> Result<Server, ServerError> {
+        let mut server = Server {
+            running: HashMap::new(),
+            registry: Arc::new(Registry::default()),
+            connections: Arc::new(Connections::default()),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            metrics_task: None,
+        };
+        if let Some(addr) = settings.metrics {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Metrics { addr, source })?;
+            let registry = Arc::clone(&server.registry);
+            server.metrics_task = Some(tokio::spawn(crate::metrics::serve(listener, registry)));
+            tracing::info!(%addr, "metrics on http://{addr}/metrics");
+        }
+        for listener in &settings.listeners {
+            server.add(listener)?;
+        }
+        Ok(server)
+    }
+
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Applies a new configuration: changed listeners get the new settings for their next
+    /// connections, new ones are bound, removed ones stop accepting. Open connections go on
+    /// untouched. A listener that cannot be bound is reported and skipped; the rest applies.
+    pub fn reload(&mut self, settings: &Config) -> Vec<ServerError> {
+        let mut errors = Vec::new();
+        let names: Vec<&str> = settings.listeners.iter().map(|l| l.name.as_str()).collect();
+        let removed: Vec<String> = self
+            .running
+            .keys()
+            .filter(|n| !names.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(running) = self.running.remove(&name) {
+                tracing::info!(listener = %name, "listener removed: no longer accepting");
+                running.stop();
+            }
+        }
+        self.registry.retain(|n| names.contains(&n));
+        for listener in &settings.listeners {
+            let same_address = self
+                .running
+                .get(&listener.name)
+                .is_some_and(|r| r.listen == listener.listen);
+            if same_address {
+                self.update(listener);
+            } else {
+                if let Some(old) = self.running.remove(&listener.name) {
+                    old.stop();
+                }
+                if let Err(e) = self.add(listener) {
+                    errors.push(e);
+                }
+            }
+        }
+        errors
+    }
+
+    /// Stops accepting everywhere; open connections go on.
+    pub fn stop_accepting(&mut self) {
+        for (_, running) in self.running.drain() {
+            running.stop();
+        }
+    }
+
+    fn add(&mut self, settings: &ListenerConfig) -> Result<(), ServerError> {
+        let pool = new_pool(settings);
+        let metrics = Arc::new(ListenerMetrics::default());
+        let limits = Arc::new(Limits::new(settings.max_connections, settings.max_per_ip));
+        let state = Arc::new(RwLock::new(Arc::new(ListenerState::new(
+            settings.clone(),
+            Arc::clone(&pool),
+            limits,
+            Arc::clone(&metrics),
+        ))));
+        let sockets =
+            bind_reuseport(settings.listen, self.workers).map_err(|source| ServerError::Bind {
+                name: settings.name.clone(),
+                addr: settings.listen,
+                source,
+            })?;
+        let accept = sockets
+            .into_iter()
+            .map(|socket| {
+                tokio::spawn(accept_loop(
+                    socket,
+                    Arc::clone(&state),
+                    Arc::clone(&self.connections),
+                ))
+            })
+            .collect();
+        let (health_stop, stop_rx) = watch::channel(false);
+        tokio::spawn(health::run(
+            settings.name.clone(),
+            Arc::clone(&pool),
+            settings.health,
+            stop_rx,
+        ));
+        self.registry.set_listener(&settings.name, metrics, pool);
+        tracing::info!(
+            listener = %settings.name, listen = %settings.listen,
+            upstreams = settings.upstreams.len(), "listening"
+        );
+        self.running.insert(
+            settings.name.clone(),
+            Running {
+                listen: settings.listen,
+                state,
+                accept,
+                health_stop,
+            },
+        );
+        Ok(())
+    }
+
+    /// New settings for a listener that keeps its address: counters and open-connection
+    /// counts carry on; the upstream pool (and its health) is kept if the upstreams are the
+    /// same.
+    fn update(&mut self, settings: &ListenerConfig) {
+        let Some(running) = self.running.get_mut(&settings.name) else {
+            return;
+        };
+        let old = running
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let same_upstreams = old.settings.upstreams == settings.upstreams
+            && old.settings.balance == settings.balance
+            && old.settings.health == settings.health;
+        let pool = if same_upstreams {
+            Arc::clone(&old.pool)
+        } else {
+            let pool = new_pool(settings);
+            let (health_stop, stop_rx) = watch::channel(false);
+            tokio::spawn(health::run(
+                settings.name.clone(),
+                Arc::clone(&pool),
+                settings.health,
+                stop_rx,
+            ));
+            let _ = std::mem::replace(&mut running.health_stop, health_stop).send(true);
+            pool
+        };
+        old.limits
+            .set(settings.max_connections, settings.max_per_ip);
+        let state = Arc::new(ListenerState::new(
+            settings.clone(),
+            Arc::clone(&pool),
+            Arc::clone(&old.limits),
+            Arc::clone(&old.metrics),
+        ));
+        *running.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        self.registry
+            .set_listener(&settings.name, Arc::clone(&old.metrics), pool);
+        tracing::info!(listener = %settings.name, "listener reloaded");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_accepting();
+        if let Some(task) = self.metrics_task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Running {
+    fn stop(self) {
+        for task in self.accept {
+            // Aborting drops the listening sockets: the port closes at once.
+            task.abort();
+        }
+        let _ = self.health_stop.send(true);
+    }
+}
+
+fn new_pool(settings: &ListenerConfig) -> Arc<Pool> {
+    let upstreams = settings
+        .upstreams
+        .iter()
+        .map(|u| Arc::new(Upstream::new(u.addr, u.backup)))
+        .collect();
+    Arc::new(Pool::new(upstreams, settings.balance))
+}
+
+/// One listening socket per worker, all with `SO_REUSEPORT` (an ephemeral port is chosen by
+/// the first and shared by the others).
+fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
+    let first = bind_one(addr)?;
+    let bound = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(bind_one(bound)?);
+    }
+    Ok(sockets)
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts until aborted. Errors never stop it: resource exhaustion (EMFILE, ENFILE, ENOBUFS,
+/// ENOMEM) backs off briefly instead of spinning on a listener that stays readable.
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<RwLock<Arc<ListenerState>>>,
+    connections: Arc<Connections>,
+) {
+    let mut last_warning: Option<tokio::time::Instant> = None;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let state = state.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let guard = connections.enter();
+                tokio::spawn(async move {
+                    connection::handle(stream, peer, state).await;
+                    drop(guard);
+                });
+            }
+            Err(e) => {
+                let state = state.read().unwrap_or_else(|e| e.into_inner()).clone();
+                state.metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
+                let exhausted = matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                );
+                let now = tokio::time::Instant::now();
+                if last_warning.is_none_or(|t| now - t > Duration::from_secs(5)) {
+                    last_warning = Some(now);
+                    tracing::warn!(listener = %state.settings.name, error = %e, "accept failed");
+                }
+                if exhausted {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Connects to `addr` within `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    }
+}

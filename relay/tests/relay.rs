@@ -1,0 +1,414 @@
+//! The `ferry-relay` binary on loopback: byte-exact relaying, PROXY headers parsed back by the
+//! upstream, failover, health checks, limits and access lists, SIGTERM drain, SIGHUP reload,
+//! and exit status 64 on bad input.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use ferry_relay::proxy_protocol::{self, Parsed};
+use support::{free_port, random_bytes, refused, round_trip, Relay, Upstream};
+
+const SIGHUP: i32 = 1;
+const SIGTERM: i32 = 15;
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn relay_to(upstreams: &[SocketAddr], extra: &[&str]) -> Relay {
+    let listen = free_port();
+    let metrics = free_port();
+    let mut a = args(&[
+        "--listen",
+        &listen.to_string(),
+        "--metrics",
+        &metrics.to_string(),
+    ]);
+    for u in upstreams {
+        a.extend(args(&["--upstream", &u.to_string()]));
+    }
+    a.extend(args(extra));
+    Relay::start(&a, listen, Some(metrics))
+}
+
+#[test]
+fn relays_large_data_byte_exact_both_ways_on_the_splice_path() {
+    let upstream = Upstream::echo();
+    let relay = relay_to(&[upstream.addr], &["--proxy-protocol", "none"]);
+    let data = random_bytes(16 << 20, 7);
+    let answer = round_trip(relay.listen, &data).expect("round trip through the relay");
+    assert_eq!(answer.len(), data.len());
+    assert!(answer == data, "echoed bytes differ");
+    let received = upstream.wait_received(1);
+    assert!(received[0] == data, "the upstream got other bytes");
+    // The connection is counted when it ends.
+    let spliced = wait_metric(
+        &relay,
+        "ferry_relay_forward_path_total{listener=\"default\",path=\"splice\"}",
+        1,
+    );
+    assert_eq!(spliced, 1);
+    assert_eq!(
+        relay.metric("ferry_relay_forward_path_total{listener=\"default\",path=\"copy\"}"),
+        Some(0)
+    );
+    assert_eq!(
+        relay.metric("ferry_relay_bytes_total{listener=\"default\",direction=\"upstream\"}"),
+        Some(data.len() as u64)
+    );
+}
+
+fn wait_metric(relay: &Relay, series: &str, at_least: u64) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = relay.metric(series).unwrap_or(0);
+        if v >= at_least {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} stayed at {v}:\n{}",
+            relay.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn proxy_headers_carry_the_client_address_to_the_upstream() {
+    for version in ["v1", "v2"] {
+        let upstream = Upstream::echo();
+        let relay = relay_to(&[upstream.addr], &["--proxy-protocol", version]);
+        let mut client = TcpStream::connect(relay.listen).unwrap();
+        let client_addr = client.local_addr().unwrap();
+        client.write_all(b"hello").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut echoed = Vec::new();
+        client.read_to_end(&mut echoed).unwrap();
+        let got = upstream.wait_received(1).remove(0);
+        match proxy_protocol::parse(&got) {
+            Ok(Parsed::Header {
+                len,
+                source,
+                destination,
+            }) => {
+                assert_eq!(source, Some(client_addr), "{version}");
+                assert_eq!(destination, Some(relay.listen), "{version}");
+                assert_eq!(&got[len..], b"hello", "{version}: payload after the header");
+            }
+            other => panic!("{version}: no PROXY header: {other:?} in {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_trusted_balancer_sets_the_client_address_and_others_cannot() {
+    let upstream = Upstream::echo();
+    let relay = relay_to(
+        &[upstream.addr],
+        &[
+            "--proxy-protocol",
+            "v2",
+            "--accept-proxy-from",
+            "127.0.0.0/8",
+        ],
+    );
+    let header = b"PROXY TCP4 203.0.113.7 10.0.0.1 40000 443\r\n";
+    let mut sent = header.to_vec();
+    sent.extend_from_slice(b"payload");
+    round_trip(relay.listen, &sent).expect("round trip");
+    let got = upstream.wait_received(1).remove(0);
+    let Ok(Parsed::Header { len, source, .. }) = proxy_protocol::parse(&got) else {
+        panic!("no PROXY header in {got:?}");
+    };
+    assert_eq!(source, Some("203.0.113.7:40000".parse().unwrap()));
+    assert_eq!(
+        &got[len..],
+        b"payload",
+        "the balancer's header is not forwarded"
+    );
+
+    // Someone outside the trusted list who sends a PROXY header is refused.
+    let strict = relay_to(
+        &[upstream.addr],
+        &[
+            "--proxy-protocol",
+            "v2",
+            "--accept-proxy-from",
+            "10.0.0.0/8",
+        ],
+    );
+    assert!(refused_with(strict.listen, &sent));
+    wait_metric(
+        &strict,
+        "ferry_relay_refused_total{listener=\"default\",reason=\"proxy_header\"}",
+        1,
+    );
+}
+
+fn refused_with(addr: SocketAddr, data: &[u8]) -> bool {
+    round_trip(addr, data).map_or(true, |a| a.is_empty())
+}
+
+#[test]
+fn fails_over_to_the_next_upstream_before_any_byte_is_relayed() {
+    let dead = free_port();
+    let live = Upstream::echo();
+    let relay = relay_to(
+        &[dead, live.addr],
+        &["--proxy-protocol", "none", "--balance", "round-robin"],
+    );
+    for i in 0..6 {
+        let data = format!("request {i}");
+        let answer = round_trip(relay.listen, data.as_bytes()).expect("round trip");
+        assert_eq!(answer, data.as_bytes(), "connection {i}");
+    }
+}
+
+#[test]
+fn health_checks_take_an_upstream_out_and_bring_it_back() {
+    let addr = free_port();
+    let relay = relay_to(
+        &[addr],
+        &[
+            "--health-interval",
+            "100ms",
+            "--health-rise",
+            "2",
+            "--health-fall",
+            "2",
+        ],
+    );
+    let series = format!("ferry_relay_upstream_up{{listener=\"default\",upstream=\"{addr}\"}}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while relay.metric(&series) != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never marked down:\n{}",
+            relay.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(refused(relay.listen), "nothing up: refused");
+    let _upstream = Upstream::bind_at(addr);
+    while relay.metric(&series) != Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never came back:\n{}",
+            relay.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(round_trip(relay.listen, b"back").unwrap(), b"back");
+}
+
+#[test]
+fn limits_and_access_lists_refuse_with_a_reason() {
+    let upstream = Upstream::echo();
+
+    let relay = relay_to(&[upstream.addr], &["--max-connections", "1"]);
+    let mut held = TcpStream::connect(relay.listen).unwrap();
+    held.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    held.read_exact(&mut one).unwrap(); // the first connection is through
+    assert!(refused(relay.listen));
+    wait_metric(
+        &relay,
+        "ferry_relay_refused_total{listener=\"default\",reason=\"max_connections\"}",
+        1,
+    );
+    drop(held);
+
+    let relay = relay_to(&[upstream.addr], &["--max-per-ip", "1"]);
+    let mut held = TcpStream::connect(relay.listen).unwrap();
+    held.write_all(b"x").unwrap();
+    held.read_exact(&mut one).unwrap();
+    assert!(refused(relay.listen));
+    wait_metric(
+        &relay,
+        "ferry_relay_refused_total{listener=\"default\",reason=\"max_per_ip\"}",
+        1,
+    );
+    drop(held);
+
+    for acl in [["--deny", "127.0.0.1/32"], ["--allow", "10.0.0.0/8"]] {
+        let relay = relay_to(&[upstream.addr], &acl);
+        assert!(refused(relay.listen), "{acl:?}");
+        wait_metric(
+            &relay,
+            "ferry_relay_refused_total{listener=\"default\",reason=\"acl\"}",
+            1,
+        );
+    }
+    let relay = relay_to(
+        &[upstream.addr],
+        &["--allow", "127.0.0.0/8", "--deny", "10.0.0.0/8"],
+    );
+    assert_eq!(round_trip(relay.listen, b"ok").unwrap(), b"ok");
+}
+
+#[test]
+fn sigterm_stops_accepting_and_drains_open_connections() {
+    let upstream = Upstream::echo();
+    let mut relay = relay_to(
+        &[upstream.addr],
+        &["--proxy-protocol", "none", "--grace", "20s"],
+    );
+    let mut open = TcpStream::connect(relay.listen).unwrap();
+    open.write_all(b"before").unwrap();
+    let mut buf = [0u8; 6];
+    open.read_exact(&mut buf).unwrap();
+    relay.signal(SIGTERM);
+    relay.wait_log("stop accepting");
+    assert!(TcpStream::connect(relay.listen).is_err() || refused(relay.listen));
+    // The open connection still works, then its end lets the relay exit.
+    open.write_all(b"after!").unwrap();
+    open.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"after!");
+    assert!(
+        relay.wait_exit(Duration::from_millis(300)).is_none(),
+        "exited with a connection open"
+    );
+    drop(open);
+    let status = relay
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits once drained");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sighup_reloads_the_file_without_dropping_connections() {
+    let first = Upstream::echo();
+    let second = Upstream::echo();
+    let listen = free_port();
+    let dir = std::env::temp_dir().join(format!("ferry-relay-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("relay.toml");
+    let write = |upstream: SocketAddr| {
+        let toml = format!(
+            "[[listener]]\nname = \"main\"\nlisten = \"{listen}\"\nupstreams = [\"{upstream}\"]\nproxy_protocol = \"none\"\n"
+        );
+        std::fs::write(&file, toml).unwrap();
+    };
+    write(first.addr);
+    let relay = Relay::start(&args(&["--config", file.to_str().unwrap()]), listen, None);
+    let mut open = TcpStream::connect(listen).unwrap();
+    open.write_all(b"one").unwrap();
+    let mut buf = [0u8; 3];
+    open.read_exact(&mut buf).unwrap();
+
+    write(second.addr);
+    relay.signal(SIGHUP);
+    relay.wait_log("reloaded");
+    assert_eq!(round_trip(listen, b"new").unwrap(), b"new");
+    assert_eq!(
+        second.wait_received(1)[0],
+        b"new",
+        "new connections use the new upstream"
+    );
+    open.write_all(b"two").unwrap();
+    open.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"two", "the open connection survived the reload");
+    drop(open);
+    assert_eq!(first.wait_received(1)[0], b"onetwo");
+
+    // A broken file is refused and the running configuration stays.
+    std::fs::write(&file, "[[listener]]\nname = 1\n").unwrap();
+    relay.signal(SIGHUP);
+    relay.wait_log("reload failed");
+    assert_eq!(round_trip(listen, b"still").unwrap(), b"still");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_and_files_exit_64_with_one_clear_line() {
+    let dir = std::env::temp_dir().join(format!("ferry-relay-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad_file = dir.join("bad.toml");
+    std::fs::write(
+        &bad_file,
+        "[[listener]]\nname = \"x\"\nlisten = \"0.0.0.0:443\"\nupstreams = []\n",
+    )
+    .unwrap();
+    let typo_file = dir.join("typo.toml");
+    std::fs::write(&typo_file, "[[listener]]\nname = \"x\"\nlisten = \"0.0.0.0:443\"\nupstreams = [\"10.0.0.1:443\"]\nmax_conections = 5\n").unwrap();
+    let bad = bad_file.to_str().unwrap().to_string();
+    let typo = typo_file.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (args(&["--listen", "0.0.0.0:443"]), "upstream"),
+        (
+            args(&["--listen", "nonsense", "--upstream", "10.0.0.1:443"]),
+            "nonsense",
+        ),
+        (
+            args(&["--listen", "127.0.0.1:0", "--upstream", "10.0.0.1"]),
+            "10.0.0.1",
+        ),
+        (
+            args(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "10.0.0.1:443",
+                "--proxy-protocol",
+                "v3",
+            ]),
+            "v3",
+        ),
+        (
+            args(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "10.0.0.1:443",
+                "--max-connections",
+                "0",
+            ]),
+            "max-connections",
+        ),
+        (
+            args(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "10.0.0.1:443",
+                "--allow",
+                "10.0.0.0/40",
+            ]),
+            "10.0.0.0/40",
+        ),
+        (
+            args(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "10.0.0.1:443",
+                "--idle-timeout",
+                "forever",
+            ]),
+            "forever",
+        ),
+        (
+            args(&["--config", "/nonexistent/relay.toml"]),
+            "/nonexistent/relay.toml",
+        ),
+        (args(&["--config", &bad]), "upstream"),
+        (args(&["--config", &typo]), "max_conections"),
+    ];
+    for (argv, needle) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-relay"))
+            .args(&argv)
+            .output()
+            .expect("run ferry-relay");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{argv:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{argv:?}: stderr lacks {needle:?}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
