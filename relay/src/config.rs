@@ -1654,6 +1654,11 @@ mod tests {
     }
 
     #[test]
+    fn the_flag_definitions_are_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
     fn durations_parse_with_units() {
         let good = [
             ("250ms", Duration::from_millis(250)),
@@ -1682,5 +1687,13 @@ mod tests {
         for (text, want) in bad {
             assert_eq!(parse_duration(text), Err(want.to_string()), "{text}");
         }
+    }
+}
+#[cfg(test)]
+mod scratch {
+    #[test]
+    fn show() {
+        let mut c = <super::Cli as clap::CommandFactory>::command();
+        println!("{}", c.render_help());
     }
 }

@@ -412,3 +412,45 @@ fn bad_flags_and_files_exit_64_with_one_clear_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_example_config_and_the_systemd_unit_check_out() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("relay.example.toml");
+    let unit = std::fs::read_to_string(root.join("deploy/ferry-relay.service")).expect("the unit");
+    for directive in [
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "KillSignal=SIGTERM",
+        "RestartPreventExitStatus=64",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "LimitNOFILE=",
+    ] {
+        assert!(unit.contains(directive), "the unit lacks {directive}");
+    }
+    // Every command line of the unit that runs the relay, pointed at the example file.
+    let commands: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.split_once('=').filter(|(k, _)| k.starts_with("Exec")))
+        .map(|(_, v)| v)
+        .filter(|v| v.starts_with("/usr/local/bin/ferry-relay"))
+        .collect();
+    assert!(commands.len() >= 2, "{commands:?}");
+    for command in commands {
+        let argv: Vec<String> = command
+            .split_whitespace()
+            .skip(1)
+            .map(|a| a.replace("/etc/ferry/relay.toml", example.to_str().unwrap()))
+            .filter(|a| a != "--check")
+            .chain(["--check".to_string()])
+            .collect();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-relay"))
+            .args(&argv)
+            .output()
+            .expect("run ferry-relay --check");
+        assert!(
+            out.status.success(),
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
