@@ -168,7 +168,14 @@ pub enum ConfigError {
 /// Command-line flags. Values are taken as text and checked by [`Config::from_args`], so that a
 /// bad one gets the same one-line message as in a file.
 #[derive(Debug, Clone, Default, clap::Parser)]
-#[command(name = "ferry-relay", version, about = "Ferry's zero-copy TCP relay")]
+#[command(
+    name = "ferry-relay",
+    version,
+    about = "Ferry's zero-copy TCP relay",
+    after_help = "DURATION is a number with a unit: 250ms, 5s, 10m, 1h, 1d, 1m30s.\n\
+                  With --config, only --metrics, --log-format and --grace may be added; they \
+                  override the file. Bad flags or files: one line on stderr, exit status 64."
+)]
 pub struct Cli {
     /// Read the listeners from this TOML file (no listener flags then)
     #[arg(long, value_name = "FILE")]
@@ -209,16 +216,16 @@ pub struct Cli {
     /// Load balancers trusted to send a PROXY header (CIDR)
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     pub accept_proxy_from: Vec<String>,
-    /// [default: 5s]
+    /// Upstream connect deadline; then the next upstream is tried [default: 5s]
     #[arg(long, value_name = "DURATION")]
     pub connect_timeout: Option<String>,
-    /// [default: 10m]
+    /// Close a connection with no byte either way for this long [default: 10m]
     #[arg(long, value_name = "DURATION")]
     pub idle_timeout: Option<String>,
-    /// [default: 60s]
+    /// Close a half-closed connection after this long [default: 60s]
     #[arg(long, value_name = "DURATION")]
     pub half_close_timeout: Option<String>,
-    /// [default: 5s]
+    /// Deadline for a trusted balancer's whole PROXY header [default: 5s]
     #[arg(long, value_name = "DURATION")]
     pub proxy_header_timeout: Option<String>,
     /// TCP keep-alive idle time, or "off" [default: 60s]
@@ -230,10 +237,10 @@ pub struct Cli {
     /// Never use splice(2); always copy
     #[arg(long)]
     pub no_splice: bool,
-    /// [default: 2s]
+    /// Time between health checks of each upstream [default: 2s]
     #[arg(long, value_name = "DURATION")]
     pub health_interval: Option<String>,
-    /// [default: 1s]
+    /// Health check connect deadline, at most the interval [default: 1s]
     #[arg(long, value_name = "DURATION")]
     pub health_timeout: Option<String>,
     /// Good checks in a row that bring an upstream up [default: 2]
@@ -1687,13 +1694,5 @@ mod tests {
         for (text, want) in bad {
             assert_eq!(parse_duration(text), Err(want.to_string()), "{text}");
         }
-    }
-}
-#[cfg(test)]
-mod scratch {
-    #[test]
-    fn show() {
-        let mut c = <super::Cli as clap::CommandFactory>::command();
-        println!("{}", c.render_help());
     }
 }

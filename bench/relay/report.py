@@ -1,0 +1,424 @@
+#!/usr/bin/env python3
+"""Turn the raw results of bench/relay/run.sh into the Markdown report (.bench/relay-results.md).
+
+Reads WORK/meta.tsv (machine, versions, commands), WORK/ferry-metrics.txt, WORK/logs/ and, for
+every test, system and round, WORK/runs/TEST/SYSTEM/ROUND.*:
+
+  .out     the load tool's output: iperf3's JSON, or tcpload's key=value line(s)
+  .time    "load REAL USER SYS" (bash's `time` around the load tool)
+  .before  "proxy ..." and "upstream ..." lines of proctree.py (CPU ticks, memory, descriptors),
+  .after   and "cpuN busy total irq" per core from /proc/stat, around the run
+  .failed  present if the load tool failed
+  idle runs also: .drain (seconds until the proxy had closed every connection), .closewait
+
+Each figure is the median over the rounds that did not fail. "Others' CPU" is the most CPU (in %
+of one core, worst round) used by processes that are not part of the benchmark: busy time of all
+cores, less interrupts, the proxy, the upstream server and the load tool; above 10% of a core the
+run is flagged as disturbed, as bench/report.py does. Per-core load is shown because a proxy is
+only measured when its core is the full one.
+
+Usage: report.py WORK_DIR    (Markdown on stdout)
+       report.py --one RUN CLK_TCK PROXY_CPU LOAD_CPU
+                             (one line about one run, RUN = WORK/runs/TEST/SYSTEM/ROUND;
+                             PROXY_CPU "-" when not pinned)
+"""
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+LABEL = {"direct": "direct (no proxy)", "ferry": "ferry-relay", "haproxy": "HAProxy",
+         "socat": "socat"}
+THROUGHPUT = {
+    "up1": "1 stream, client -> upstream",
+    "up8": "8 streams, client -> upstream",
+    "down1": "1 stream, upstream -> client",
+    "down8": "8 streams, upstream -> client",
+}
+# The goals of issue 3, for ferry-relay against HAProxy.
+GOAL_THROUGHPUT = 1.2
+GOAL_IDLE_KIB = 20.0
+DISTURBED = 10.0  # % of one core used by others
+
+
+def keyvals(text: str, first: str) -> dict:
+    for line in text.splitlines():
+        if line.startswith(first + " "):
+            return {k: v for k, _, v in (w.partition("=") for w in line.split()[1:])}
+    return {}
+
+
+def read_sample(path: Path) -> dict:
+    out = {}
+    for line in path.read_text().splitlines():
+        name, *nums = line.split()
+        out[name] = [int(n) for n in nums]
+    return out
+
+
+class Run:
+    """One measured run, with what was derived from it."""
+
+    def __init__(self, prefix: Path, clk: int, proxy_cpu: str | None, load_cpu: str | None):
+        self.prefix = prefix
+        self.test = prefix.parent.parent.name
+        self.failed = prefix.with_suffix(".failed").exists() or not prefix.with_suffix(".out").exists()
+        self.out = prefix.with_suffix(".out").read_text() if not self.failed else ""
+        self.figures: dict = {}
+        if self.test == "idle":
+            self._idle()
+            return
+        before, after = read_sample(prefix.with_suffix(".before")), read_sample(prefix.with_suffix(".after"))
+        real, user, sys_ = 0.0, 0.0, 0.0
+        for line in prefix.with_suffix(".time").read_text().splitlines():
+            if line.startswith("load "):
+                real, user, sys_ = (float(x) for x in line.split()[1:4])
+        self.real = real
+        proxy = (after["proxy"][0] - before["proxy"][0]) / clk
+        upstream = (after["upstream"][0] - before["upstream"][0]) / clk
+        cores = [k for k in after if k.startswith("cpu")]
+        # cpuN lines: busy, total, irq (interrupt time is charged to no process).
+        busy = sum((after[c][0] - after[c][2]) - (before[c][0] - before[c][2]) for c in cores) / clk
+        self.proxy_cpu_s = proxy
+        self.proxy_cpu = 100 * proxy / real if real else 0
+        self.others = 100 * max(0.0, busy - proxy - upstream - user - sys_) / real if real else 0
+        self.pcore = self.lcore = None
+        if proxy_cpu and proxy_cpu in after:
+            def use(c):
+                total = after[c][1] - before[c][1]
+                return 100 * (after[c][0] - before[c][0]) / total if total else 0
+            self.pcore, self.lcore = use(proxy_cpu), use(load_cpu)
+        if not self.failed:
+            self._parse()
+
+    def _parse(self):
+        f = self.figures
+        if self.test in THROUGHPUT:
+            end = json.loads(self.out)["end"]
+            f["bytes"] = end["sum_received"]["bytes"]
+            f["gbps"] = end["sum_received"]["bits_per_second"] / 1e9
+            f["retransmits"] = end.get("sum_sent", {}).get("retransmits", 0)
+            f["cpu_per_gb"] = self.proxy_cpu_s / (f["bytes"] / 1e9) if f["bytes"] else None
+            f["errors"] = 0
+        elif self.test == "rate":
+            kv = keyvals(self.out, "rate")
+            f["rate"] = float(kv["per_second"])
+            f["errors"] = int(kv["errors"])
+            f["error_kinds"] = {k: int(kv[k]) for k in ("connect_errors", "resets", "short")}
+            f["p50"], f["p99"] = float(kv["p50_us"]), float(kv["p99_us"])
+            f["cpu_per_kconn"] = (self.proxy_cpu_s / int(kv["connections"]) * 1e3 * 1e3
+                                  if int(kv["connections"]) else None)  # ms per 1,000 connections
+        else:
+            kv = keyvals(self.out, self.test)
+            f["p50"], f["p99"], f["p999"] = (float(kv[k]) for k in ("p50_us", "p99_us", "p999_us"))
+            f["errors"] = 0
+
+    def _idle(self):
+        f = self.figures
+        if self.failed:
+            return
+        ready = keyvals(self.out, "ready")
+        end = keyvals(self.out, "end")
+        before = read_sample(self.prefix.with_suffix(".before"))["proxy"]
+        after = read_sample(self.prefix.with_suffix(".after"))["proxy"]
+        n = int(ready["established"])
+        f["n"] = n
+        f["failed_to_open"] = int(ready["failed"])
+        f["rss"] = (after[1] - before[1]) / n if n else None
+        f["pss"] = (after[2] - before[2]) / n if n else None
+        f["rss_total_mib"] = after[1] / 1024
+        f["procs"] = after[3]
+        f["fds"] = after[4]
+        f["pipes"] = after[5]
+        f["alive"] = int(end.get("alive", -1))
+        f["closed"] = int(end.get("closed", -1))
+        drain = self.prefix.with_suffix(".drain").read_text().split("\n", 1)
+        f["drain_s"] = float(drain[0])
+        f["drain_note"] = drain[1].strip() if len(drain) > 1 else ""
+        f["closewait"] = int(self.prefix.with_suffix(".closewait").read_text().strip() or 0)
+        f["errors"] = f["failed_to_open"] + max(0, f["closed"])
+
+
+def one_line(run: Run) -> str:
+    f = run.figures
+    if run.failed:
+        return "FAILED (see .err/.out)"
+    if run.test in THROUGHPUT:
+        cpu = f"{f['cpu_per_gb']:.2f} CPU s/GB" if f.get("cpu_per_gb") else "no proxy"
+        return f"{f['gbps']:.2f} Gbit/s, {cpu}{core_note(run)}"
+    if run.test == "rate":
+        return f"{f['rate']:,.0f} connections/s, {f['errors']} errors{core_note(run)}"
+    if run.test == "idle":
+        return (f"{f['rss']:.1f} KiB RSS per connection ({f['pss']:.1f} KiB PSS), "
+                f"{f['pipes']} pipes, closed in {f['drain_s']:.1f} s")
+    return f"p50 {f['p50']:.0f} us, p99 {f['p99']:.0f} us"
+
+
+def core_note(run: Run) -> str:
+    if run.pcore is None:
+        return ""
+    return f" (proxy core {run.pcore:.0f}%, load core {run.lcore:.0f}%, others {run.others:.0f}%)"
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, spec=",.0f", none="n/a"):
+    return none if v is None else format(v, spec)
+
+
+def ratio(a, b) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "n/a"
+
+
+def main() -> None:
+    if sys.argv[1] == "--one":
+        prefix, clk, proxy_cpu, load_cpu = sys.argv[2:6]
+        print(one_line(Run(Path(prefix), int(clk), f"cpu{proxy_cpu}" if proxy_cpu != "-" else None,
+                           f"cpu{load_cpu}")))
+        return
+
+    work = Path(sys.argv[1])
+    meta = dict(line.split("\t", 1) for line in (work / "meta.tsv").read_text().splitlines() if line)
+    clk = int(meta["clk_tck"])
+    pinned = meta["pinning"] != "none"
+    proxy_cpu, load_cpu = (f"cpu{meta['proxy_cpu']}", f"cpu{meta['load_cpu']}") if pinned else (None, None)
+    systems = meta["systems"].split()
+
+    runs: dict[tuple[str, str], list[Run]] = {}
+    for test_dir in sorted((work / "runs").iterdir()):
+        for sys_dir in sorted(test_dir.iterdir()):
+            prefixes = sorted({p.with_suffix("") for p in sys_dir.glob("*.*")}, key=lambda p: int(p.name))
+            runs[(test_dir.name, sys_dir.name)] = [Run(p, clk, proxy_cpu, load_cpu) for p in prefixes]
+
+    def good(test, s):
+        return [r for r in runs.get((test, s), []) if not r.failed]
+
+    def median_of(test, s, key):
+        return med([r.figures.get(key) for r in good(test, s)])
+
+    out: list[str] = []
+    w = out.append
+    disturbed: list[str] = []
+    notes: list[str] = []
+    w("# ferry-relay benchmark results\n")
+    w(f"Started {meta['date']}: `{meta['command']}`.\n")
+    warn_at = len(out)
+    w("| | |\n|---|---|")
+    w(f"| Machine | {meta['cpu']}, {meta['cores']} cores, {meta['memory']}, {meta['kernel']} |")
+    w(f"| ferry-relay | {meta['ferry']} |")
+    w(f"| HAProxy | {meta['haproxy']} (Debian) |")
+    w(f"| socat | {meta['socat']} (Debian) |")
+    w(f"| iperf3 | {meta['iperf3']} (Debian) |")
+    w(f"| Echo server, load tool | bench/relay/echo.c, bench/relay/tcpload.c, {meta['gcc']} -O2 |")
+    w(f"| Pinning | {meta['pinning']} |")
+    w(f"| Rounds | {meta['rounds']} per test and system, alternated (each round starts with the "
+      f"next system); {meta['duration']} s per throughput and rate run after a {meta['warmup']} s "
+      "warm-up; figures are medians over rounds |")
+    w(f"| Network | a network namespace of its own, loopback only; {meta['sysctls']} |")
+    w("")
+    w("| Process | Command |\n|---|---|")
+    w(f"| ferry-relay | `{meta['cmd_ferry']}` |")
+    w(f"| HAProxy | `{meta['cmd_haproxy']}` |")
+    w(f"| socat | `{meta['cmd_socat']}` |")
+    for t in ("up1", "up8", "down1", "down8", "rate", "rtt", "connrtt", "idle"):
+        w(f"| {t} | `{meta['cmd_' + t]}` |")
+    w("")
+
+    def flags(test, s):
+        rs = runs.get((test, s), [])
+        worst = max((r.others for r in rs if r.test != "idle"), default=0)
+        if worst > DISTURBED:
+            disturbed.append(f"{test}/{s}")
+        return worst
+
+    def core_cols(test, s):
+        rs = good(test, s)
+        if not pinned or not rs:
+            return ""
+        pc, lc = med([r.pcore for r in rs]), med([r.lcore for r in rs])
+        if s != "direct" and pc is not None and pc < 90:
+            notes.append(f"{test}, {LABEL[s]}: the proxy's core was only {pc:.0f}% busy (load core "
+                         f"{lc:.0f}%): the limit was elsewhere (most likely the load side), so this "
+                         "is a lower bound of what the proxy can do.")
+        return f" {fmt(pc, '.0f')}% | {fmt(lc, '.0f')}% |"
+
+    def failures(test, s):
+        return sum(1 for r in runs.get((test, s), []) if r.failed)
+
+    head_core = " Proxy core | Load core |" if pinned else ""
+    rule_core = "---:|---:|" if pinned else ""
+
+    # Throughput.
+    w("## Throughput (iperf3)\n")
+    w("Gbit/s as iperf3's receiver counted it. CPU s/GB: the proxy process's user + system CPU "
+      "seconds (socat: with its children) per 10^9 bytes forwarded.\n")
+    w("| Test | System | Gbit/s | By round | CPU s/GB | Proxy CPU |" + head_core
+      + " Others' CPU | Failed runs |")
+    w("|---|---|---:|---|---:|---:|" + rule_core + "---:|---:|")
+    for test, title in THROUGHPUT.items():
+        for s in ["direct"] + systems:
+            rs = good(test, s)
+            if not runs.get((test, s)):
+                continue
+            by_round = ", ".join(fmt(r.figures.get("gbps"), ".2f") for r in rs)
+            cpu = median_of(test, s, "cpu_per_gb") if s != "direct" else None
+            pcpu = med([r.proxy_cpu for r in rs]) if s != "direct" else None
+            w(f"| {title} | {LABEL[s]} | {fmt(median_of(test, s, 'gbps'), '.2f')} | {by_round} | "
+              f"{fmt(cpu, '.2f', '-')} | {fmt(pcpu, '.0f', '-')}{'' if pcpu is None else '%'} |"
+              f"{core_cols(test, s)} {flags(test, s):.0f}% | {failures(test, s)} |")
+    w("")
+
+    # Connection rate.
+    w("## Short connections\n")
+    w(f"{meta['concurrency']} connections in flight; each: connect, 16 bytes echoed, close "
+      "(the client closes first). Connection time: from connect() to the echo, under that load.\n")
+    w("| System | Connections/s | By round | Connection time p50 | p99 | Proxy CPU per 1,000 "
+      "connections |" + head_core + " Others' CPU | Errors |")
+    w("|---|---:|---|---:|---:|---:|" + rule_core + "---:|---:|")
+    for s in ["direct"] + systems:
+        rs = good("rate", s)
+        if not runs.get(("rate", s)):
+            continue
+        by_round = ", ".join(fmt(r.figures.get("rate")) for r in rs)
+        errors = sum(r.figures.get("errors", 0) for r in rs)
+        kinds = {}
+        for r in rs:
+            for k, v in r.figures.get("error_kinds", {}).items():
+                kinds[k] = kinds.get(k, 0) + v
+        if errors:
+            notes.append(f"rate, {LABEL[s]}: {errors} failed connections over all rounds ("
+                         + ", ".join(f"{k} {v}" for k, v in kinds.items() if v) + ").")
+        cpu = median_of("rate", s, "cpu_per_kconn") if s != "direct" else None
+        w(f"| {LABEL[s]} | {fmt(median_of('rate', s, 'rate'))} | {by_round} | "
+          f"{fmt(median_of('rate', s, 'p50'), '.0f')} us | {fmt(median_of('rate', s, 'p99'), '.0f')} us | "
+          f"{fmt(cpu, '.1f', '-')}{'' if cpu is None else ' ms'} |{core_cols('rate', s)} "
+          f"{flags('rate', s):.0f}% | {errors + failures('rate', s)} |")
+    w("")
+
+    # Latency.
+    w("## Latency\n")
+    w("Round trip of 64 bytes through the proxy to the echo server and back, one at a time "
+      "(after 1,000 unmeasured ones); and a new connection each time: connect, one round trip, "
+      "close. \"Added\" is the proxy's figure less the direct one (medians over rounds).\n")
+    w("| System | Round trip p50 | p99 | Added p50 | Added p99 | New connection p50 | p99 | "
+      "Added p50 | Added p99 | Others' CPU |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    d = {k: (median_of("rtt", "direct", k), median_of("connrtt", "direct", k)) for k in ("p50", "p99")}
+    for s in ["direct"] + systems:
+        if not runs.get(("rtt", s)):
+            continue
+        row = []
+        for test, i in (("rtt", 0), ("connrtt", 1)):
+            p50, p99 = median_of(test, s, "p50"), median_of(test, s, "p99")
+            row += [f"{fmt(p50, '.0f')} us", f"{fmt(p99, '.0f')} us"]
+            if s == "direct":
+                row += ["-", "-"]
+            else:
+                row += [f"{fmt(p50 - d['p50'][i] if p50 and d['p50'][i] else None, '+.0f')} us",
+                        f"{fmt(p99 - d['p99'][i] if p99 and d['p99'][i] else None, '+.0f')} us"]
+        worst = max(flags("rtt", s), flags("connrtt", s))
+        w(f"| {LABEL[s]} | " + " | ".join(row) + f" | {worst:.0f}% |")
+    w("")
+
+    # Idle connections.
+    w("## Idle connections\n")
+    n_note = ""
+    if meta["idle"] != meta["idle_wanted"]:
+        n_note = (f" ({meta['idle_wanted']} were asked for, but `ulimit -n` cannot go above "
+                  f"{meta['fd_limit']} here, and a proxy needs two descriptors per connection; "
+                  f"HAProxy also two per pipe, maxpipes {meta['maxpipes']})")
+    w(f"{meta['idle']} connections{n_note} opened through the proxy to the echo server, each "
+      "after one 16-byte round trip, then held. Memory is the proxy's (socat: with all its "
+      "children) growth over its size before, divided by the connections; RSS as `ps` counts it, "
+      "PSS with shared pages split between processes (what matters for socat's thousands of "
+      "children). Neither counts kernel memory (sockets, pipes): pipes held are counted. "
+      "Still open: connections the client found neither closed nor reset when it ended the "
+      "hold. Closed in: from the client closing all of them to the proxy holding none.\n")
+    w("| System | Connections | RSS per connection | PSS per connection | RSS total | Processes | "
+      "Pipes held | Still open | Closed in | CLOSE_WAIT after |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s in systems:
+        rs = good("idle", s)
+        if not rs:
+            if runs.get(("idle", s)):
+                w(f"| {LABEL[s]} | failed | | | | | | | | |")
+            continue
+        f = lambda k: med([r.figures.get(k) for r in rs])  # noqa: E731
+        still = ", ".join(f"{r.figures['alive']:,}" for r in rs)
+        w(f"| {LABEL[s]} | {fmt(f('n'))} | {fmt(f('rss'), '.1f')} KiB | {fmt(f('pss'), '.1f')} KiB | "
+          f"{fmt(f('rss_total_mib'), ',.0f')} MiB | {fmt(f('procs'))} | {fmt(f('pipes'))} | {still} | "
+          f"{fmt(f('drain_s'), '.1f')} s | {max(r.figures['closewait'] for r in rs)} |")
+        for r in rs:
+            if r.figures["drain_note"]:
+                notes.append(f"idle, {LABEL[s]}, round {r.prefix.name}: {r.figures['drain_note']}")
+            if r.figures["failed_to_open"] or r.figures["closed"]:
+                notes.append(f"idle, {LABEL[s]}, round {r.prefix.name}: {r.figures['failed_to_open']} "
+                             f"connections failed to open, {r.figures['closed']} were closed or reset "
+                             "during the hold.")
+    w("")
+
+    # Goals.
+    if "ferry" in systems and "haproxy" in systems:
+        w("## Goals of issue 3 (ferry-relay against HAProxy)\n")
+        w("| Goal | Measured | Met |\n|---|---|---|")
+        for test, title in THROUGHPUT.items():
+            fg, hg = median_of(test, "ferry", "gbps"), median_of(test, "haproxy", "gbps")
+            ok = fg is not None and hg and fg / hg >= GOAL_THROUGHPUT
+            w(f"| Throughput >= {GOAL_THROUGHPUT}x HAProxy, {title} | {fmt(fg, '.2f')} vs "
+              f"{fmt(hg, '.2f')} Gbit/s: **{ratio(fg, hg)}** | {'yes' if ok else 'no'} |")
+        for test, title in THROUGHPUT.items():
+            fc, hc = median_of(test, "ferry", "cpu_per_gb"), median_of(test, "haproxy", "cpu_per_gb")
+            ok = fc is not None and hc is not None and fc <= hc
+            w(f"| CPU per GB <= HAProxy's, {title} | {fmt(fc, '.2f')} vs {fmt(hc, '.2f')} CPU s/GB: "
+              f"**{ratio(fc, hc)}** | {'yes' if ok else 'no'} |")
+        fr, hr = median_of("rate", "ferry", "rate"), median_of("rate", "haproxy", "rate")
+        ok = fr is not None and hr and fr >= hr
+        w(f"| Connection rate >= HAProxy's | {fmt(fr)} vs {fmt(hr)} connections/s: "
+          f"**{ratio(fr, hr)}** | {'yes' if ok else 'no'} |")
+        fi = med([r.figures.get("rss") for r in good("idle", "ferry")])
+        ok = fi is not None and fi < GOAL_IDLE_KIB
+        w(f"| Under {GOAL_IDLE_KIB:.0f} KiB per idle connection | {fmt(fi, '.1f')} KiB RSS "
+          f"(HAProxy {fmt(med([r.figures.get('rss') for r in good('idle', 'haproxy')]), '.1f')} KiB) | "
+          f"{'yes' if ok else 'no'} |")
+        w("")
+
+    # What the proxies said.
+    w("## What the proxies reported\n")
+    metrics = work / "ferry-metrics.txt"
+    if metrics.exists():
+        keep = [line for line in metrics.read_text().splitlines()
+                if line and not line.startswith("#") and not re.search(r"\s0$", line)]
+        w("ferry-relay's non-zero metrics at the end of the run:\n")
+        w("```")
+        w("\n".join(keep) if keep else "(none)")
+        w("```\n")
+    for name in ("ferry", "haproxy", "socat_bulk", "socat_echo", "iperf3", "echo"):
+        log = work / "logs" / f"{name}.log"
+        if not log.exists():
+            continue
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in log.read_text(errors="replace").splitlines()]
+        odd = [line for line in lines if re.search(r"WARN|ERROR|ALERT|error|E socat|fail", line)]
+        if odd:
+            w(f"{name}'s log: {len(odd)} warning or error lines; the first ones:\n")
+            w("```")
+            w("\n".join(line[:300] for line in odd[:8]))
+            w("```\n")
+    if not any((work / "logs" / f"{n}.log").exists() for n in ("ferry",)):
+        w("(ferry-relay was not run)\n")
+
+    for n in notes:
+        w(f"Note: {n}\n")
+    if disturbed:
+        out.insert(warn_at, "**Disturbed: other processes used more than 10% of a core during "
+                   f"runs of {', '.join(disturbed)} (see the Others' CPU columns): run again on a "
+                   "quiet machine before quoting those figures.**\n")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,603 @@
+#!/usr/bin/env bash
+# Ferry's relay benchmark: ferry-relay beside HAProxy (mode tcp, option splice-auto) and socat.
+#
+#   ./run bench-relay [--rounds N] [--duration S] [--warmup S] [--idle N] [--concurrency N]
+#                     [--only ferry,haproxy,socat] [--no-pin]
+#
+# Run it through ./run (which checks for Rust); it must run as root (a network namespace, sysctls
+# inside it, apt-get). It installs haproxy, socat, iperf3 and gcc from Debian if missing, builds
+# ferry-relay (release; FERRY_RELAY_BIN overrides it), compiles its two small C tools, starts
+# every server in a network namespace of its own, checks that each proxy forwards bytes
+# exactly, measures in alternated rounds, and prints a Markdown report, also written to
+# .bench/relay-results.md. Every process it starts is stopped on exit, whatever the exit.
+#
+# What is measured (BENCHMARKS.md, "ferry-relay", has the long form), the same way for each proxy
+# and, where it means something, for a direct connection without any proxy:
+#   throughput   iperf3, 1 and 8 streams, each direction; Gbit/s, and the proxy's CPU s per GB
+#   rate         short connections/s: connect, 16 bytes echoed, close (bench/relay/tcpload.c)
+#   latency      64-byte round trips on one connection, and connect + round trip + close
+#   idle         memory per idle connection, with 10,000 open (fewer if `ulimit -n` forbids)
+# Upstreams: one iperf3 server, and an epoll echo server in C (bench/relay/echo.c) that costs
+# far less per connection than any proxy. Each proxy gets one thread. On a machine with 2 or more
+# cores the proxies run on one core (PROXY_CPU) and everything else, load and upstreams, on
+# another (LOAD_CPU); the per-core load is recorded so a run whose limit was the load side shows.
+set -eEuo pipefail
+shopt -s nullglob
+
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
+HERE=$ROOT/bench/relay
+WORK=$ROOT/.bench/relay
+RESULTS=$ROOT/.bench/relay-results.md
+
+ROUNDS=3
+DURATION=5
+WARMUP=2
+IDLE=10000
+CONCURRENCY=64
+RTT_COUNT=20000
+CONNRTT_COUNT=2000
+CHECK_BYTES=$((64 << 20))
+PIN=1
+SYSTEMS=(ferry haproxy socat)
+PROXY_CPU=1
+LOAD_CPU=0
+MAXPIPES=256
+NS=ferry-bench-relay
+
+# The namespace is ours alone, so fixed ports collide with nothing; ephemeral ports start above.
+IPERF_PORT=5201
+UPSTREAM_ECHO_PORT=6000
+METRICS_PORT=7901
+declare -A BULK_PORT=([direct]=$IPERF_PORT [ferry]=7001 [haproxy]=7002 [socat]=7003)
+declare -A ECHO_PORT=([direct]=$UPSTREAM_ECHO_PORT [ferry]=7101 [haproxy]=7102 [socat]=7103)
+declare -A LABEL=([direct]="direct (no proxy)" [ferry]="ferry-relay" [haproxy]="HAProxy" [socat]="socat")
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+bad_usage() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 64; } # EX_USAGE
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+
+ARGS=("$@")
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+while (($#)); do
+  case "$1" in
+    --rounds) ROUNDS=${2:?}; shift ;;
+    --duration) DURATION=${2:?}; shift ;;
+    --warmup) WARMUP=${2:?}; shift ;;
+    --idle) IDLE=${2:?}; shift ;;
+    --concurrency) CONCURRENCY=${2:?}; shift ;;
+    --only) IFS=, read -r -a SYSTEMS <<<"${2:?}"; shift ;;
+    --no-pin) PIN=0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; bad_usage "unknown argument: $1" ;;
+  esac
+  shift
+done
+for n in ROUNDS DURATION WARMUP IDLE CONCURRENCY; do
+  [[ ${!n} =~ ^[0-9]+$ ]] || bad_usage "--${n,,} ${!n} is not valid: expected a whole number"
+done
+((ROUNDS > 0 && DURATION > 0 && CONCURRENCY > 0)) ||
+  bad_usage "--rounds, --duration and --concurrency must be greater than zero"
+for s in "${SYSTEMS[@]}"; do
+  [[ $s != direct && -n ${BULK_PORT[$s]:-} ]] || bad_usage "--only $s is not valid: the systems are ferry, haproxy, socat"
+done
+has() { [[ " ${SYSTEMS[*]} " == *" $1 "* ]]; }
+((EUID == 0)) || die "run this as root: it creates a network namespace, sets sysctls in it and installs packages"
+
+# ---------------------------------------------------------------------------------------------
+# Clean-up. Every process started here is recorded in PIDS and stopped on any exit (normal end,
+# error, Ctrl-C): TERM first, KILL after a grace period, each by its own id. Whatever is left in
+# the namespace (socat's children, a load tool cut off by Ctrl-C) was started by this script
+# too, since nothing else runs there: it is stopped by id the same way, then the namespace goes.
+PIDS=()
+NS_MADE=0
+stop_pids() { # stop_pids PID...: TERM, wait up to 5 s, then KILL
+  local pid left
+  (($#)) || return 0
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    left=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && left=1; done
+    ((left)) || return 0
+    sleep 0.1
+  done
+  for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  ((${#PIDS[@]} == 0)) || stop_pids "${PIDS[@]}"
+  if ((NS_MADE)); then
+    # shellcheck disable=SC2046
+    stop_pids $(ip netns pids "$NS" 2>/dev/null || true)
+    ip netns del "$NS" 2>/dev/null || true
+  fi
+  wait 2>/dev/null || true
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'printf "\033[1;31merror:\033[0m line %s: %s failed\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Tools. Nothing is assumed to be installed: what is missing comes from Debian's packages.
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || die "missing $*, and this is not a Debian-like system: install them by hand"
+  if ((!APT_UPDATED)); then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "installing $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+need_tools() {
+  local missing=()
+  command -v haproxy >/dev/null || missing+=(haproxy)
+  command -v socat >/dev/null || missing+=(socat)
+  command -v iperf3 >/dev/null || missing+=(iperf3)
+  command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+  command -v python3 >/dev/null || missing+=(python3)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v ss >/dev/null || missing+=(iproute2)
+  command -v taskset >/dev/null || missing+=(util-linux)
+  # shellcheck disable=SC2046 # one word per package
+  ((${#missing[@]} == 0)) || apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
+}
+
+build() {
+  if [[ -n ${FERRY_RELAY_BIN:-} ]]; then
+    [[ -x $FERRY_RELAY_BIN ]] || die "FERRY_RELAY_BIN=$FERRY_RELAY_BIN is not an executable file"
+    RELAY=$FERRY_RELAY_BIN
+  else
+    say "building ferry-relay (release)"
+    (cd "$ROOT" && cargo build --quiet --release -p ferry-relay)
+    RELAY=$ROOT/target/release/ferry-relay
+  fi
+  mkdir -p "$WORK/bin"
+  local tool
+  for tool in echo tcpload; do
+    if [[ ! -x $WORK/bin/$tool || $HERE/$tool.c -nt $WORK/bin/$tool ]]; then
+      say "compiling bench/relay/$tool.c"
+      gcc -O2 -Wall -Wextra -o "$WORK/bin/$tool" "$HERE/$tool.c"
+    fi
+  done
+}
+
+# Descriptors. Each proxy holds two per idle connection (HAProxy also two per pipe), and
+# RLIMIT_NOFILE cannot be raised past the hard limit without CAP_SYS_RESOURCE (containers often
+# drop it), so the idle test opens as many connections as every proxy can hold, at most --idle.
+raise_fd_limit() {
+  ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  FD_LIMIT=$(ulimit -n)
+  local fits=$(((FD_LIMIT - 2 * MAXPIPES - 60) / 2 / 100 * 100))
+  IDLE_WANTED=$IDLE
+  if ((IDLE > fits)); then
+    warn "ulimit -n is at most $FD_LIMIT here (hard limit; no CAP_SYS_RESOURCE to raise it): the idle test opens $fits connections, not $IDLE"
+    IDLE=$fits
+  fi
+  HAPROXY_MAXCONN=$((IDLE + 20))
+}
+
+# ---------------------------------------------------------------------------------------------
+# The network namespace: its own loopback, its own sysctls, no port shared with anything else.
+NSX=(ip netns exec "$NS")
+make_namespace() {
+  if ip netns list | grep -qw "$NS"; then
+    [[ -z $(ip netns pids "$NS" 2>/dev/null) ]] ||
+      die "network namespace $NS has processes: another relay benchmark is running (ip netns pids $NS)"
+    ip netns del "$NS" # left over by a run that was killed with SIGKILL
+  fi
+  ip netns add "$NS" || die "cannot create a network namespace (ip netns add $NS)"
+  NS_MADE=1
+  "${NSX[@]}" ip link set lo up
+  # Short connections: ephemeral ports from 10000 up (the servers listen below), and TIME_WAIT
+  # ports reused on loopback (2, the kernel's default, stated so the report can show it).
+  "${NSX[@]}" sysctl -qw net.ipv4.ip_local_port_range="10000 65535" net.ipv4.tcp_tw_reuse=2
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes.
+declare -A PID
+start() { # start NAME CPU COMMAND...: start in the namespace, in the background, log to logs/NAME.log
+  local name=$1 cpu=$2; shift 2
+  # A simple command: ip and taskset exec what follows, so $! is the server itself, which is
+  # what clean-up must signal and what the samples must measure.
+  if ((PIN)); then set -- taskset -c "$cpu" "$@"; fi
+  "${NSX[@]}" "$@" >"$WORK/logs/$name.log" 2>&1 &
+  PID[$name]=$!
+  PIDS+=("$!")
+}
+
+forget() { # forget PID: a process of ours that has exited (its id may be reused later)
+  local i
+  for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} != "$1" ]] || unset 'PIDS[i]'; done
+}
+
+port_open() { "${NSX[@]}" bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+wait_port() { # wait_port NAME PORT: until it accepts, or fail with the log's tail
+  local name=$1 port=$2
+  for _ in $(seq 100); do
+    alive "$name"
+    port_open "$port" && return
+    sleep 0.1
+  done
+  tail -n 20 "$WORK/logs/$name.log" >&2
+  die "$name does not accept connections on 127.0.0.1:$port within 10 s (log: .bench/relay/logs/$name.log)"
+}
+
+alive() { # alive NAME: fail clearly if a process of ours is gone
+  kill -0 "${PID[$1]}" 2>/dev/null && return
+  tail -n 5 "$WORK/logs/$1.log" >&2
+  die "$1 (pid ${PID[$1]}) has stopped; its log's tail is above (.bench/relay/logs/$1.log)"
+}
+
+render() { # render TEMPLATE OUT: fill the @NAME@ placeholders
+  sed -e "s|@MAXCONN@|$HAPROXY_MAXCONN|g" -e "s|@MAXPIPES@|$MAXPIPES|g" \
+    -e "s|@METRICS_PORT@|$METRICS_PORT|g" -e "s|@IPERF_PORT@|$IPERF_PORT|g" \
+    -e "s|@UPSTREAM_ECHO_PORT@|$UPSTREAM_ECHO_PORT|g" \
+    -e "s|@BULK_PORT@|${BULK_PORT[$3]}|g" -e "s|@ECHO_PORT@|${ECHO_PORT[$3]}|g" "$1" >"$2"
+}
+
+start_iperf3() { start iperf3 "$LOAD_CPU" iperf3 --server --port "$IPERF_PORT"; wait_port iperf3 "$IPERF_PORT"; }
+
+start_all() {
+  start_iperf3
+  start echo "$LOAD_CPU" "$WORK/bin/echo" "127.0.0.1:$UPSTREAM_ECHO_PORT"
+  wait_port echo "$UPSTREAM_ECHO_PORT"
+  if has ferry; then
+    render "$HERE/ferry-relay.toml" "$WORK/ferry-relay.toml" ferry
+    "$RELAY" --config "$WORK/ferry-relay.toml" --check >/dev/null
+    # One worker thread, like HAProxy's nbthread 1 (the relay also sizes its SO_REUSEPORT
+    # sockets by the CPUs it may run on: one when pinned).
+    start ferry "$PROXY_CPU" env TOKIO_WORKER_THREADS=1 "$RELAY" --config "$WORK/ferry-relay.toml"
+  fi
+  if has haproxy; then
+    render "$HERE/haproxy.cfg" "$WORK/haproxy.cfg" haproxy
+    haproxy -c -q -f "$WORK/haproxy.cfg" || die "haproxy -c rejects $WORK/haproxy.cfg"
+    start haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg"
+  fi
+  if has socat; then
+    # socat forks a child per connection; backlog raised from its default of 5, TCP_NODELAY
+    # on both sides like the other two; its 8 KiB copy buffer is left at the default.
+    local kind upstream
+    for kind in bulk echo; do
+      [[ $kind == bulk ]] && upstream=$IPERF_PORT || upstream=$UPSTREAM_ECHO_PORT
+      local port
+      [[ $kind == bulk ]] && port=${BULK_PORT[socat]} || port=${ECHO_PORT[socat]}
+      start "socat_$kind" "$PROXY_CPU" socat \
+        "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay" \
+        "TCP:127.0.0.1:$upstream,nodelay"
+    done
+  fi
+  for s in "${SYSTEMS[@]}"; do
+    wait_port "$(proxy_name "$s" bulk)" "${BULK_PORT[$s]}"
+    wait_port "$(proxy_name "$s" echo)" "${ECHO_PORT[$s]}"
+  done
+}
+
+proxy_name() { # proxy_name SYSTEM bulk|echo: the process that serves that listener
+  case $1 in
+    direct) echo "" ;;
+    socat) echo "socat_$2" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# Correctness, once per proxy, before any measurement: 64 MiB of pseudo-random bytes through the
+# proxy to the echo server and back, then the client's FIN, which must come back as a FIN after
+# the last byte (half-close both ways). Figures of a proxy that loses bytes are worthless.
+check_all() {
+  local s out failed=0
+  for s in direct "${SYSTEMS[@]}"; do
+    if out=$("${NSX[@]}" timeout 60 "$WORK/bin/tcpload" check "127.0.0.1:${ECHO_PORT[$s]}" "$CHECK_BYTES" 2>&1); then
+      printf '    %-18s %s\n' "${LABEL[$s]}" "$out" >&2
+    else
+      warn "${LABEL[$s]}: $out"
+      failed=1
+    fi
+  done
+  ((failed == 0)) || die "a proxy did not return the bytes it was given (see above)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measurement.
+TESTS=(up1 up8 down1 down8 rate rtt connrtt)
+
+load_cmd() { # load_cmd TEST SYSTEM SECONDS: sets LOAD to the command line, LIMIT to its deadline
+  local port=${BULK_PORT[$2]} iperf=(iperf3 --client 127.0.0.1 --connect-timeout 5000 --json)
+  case $1 in
+    up1) LOAD=("${iperf[@]}" --port "$port" --time "$3" --parallel 1) ;;
+    up8) LOAD=("${iperf[@]}" --port "$port" --time "$3" --parallel 8) ;;
+    down1) LOAD=("${iperf[@]}" --port "$port" --time "$3" --parallel 1 --reverse) ;;
+    down8) LOAD=("${iperf[@]}" --port "$port" --time "$3" --parallel 8 --reverse) ;;
+    rate) LOAD=("$WORK/bin/tcpload" rate "127.0.0.1:${ECHO_PORT[$2]}" "$3" "$CONCURRENCY") ;;
+    rtt) LOAD=("$WORK/bin/tcpload" rtt "127.0.0.1:${ECHO_PORT[$2]}" "$RTT_COUNT") ;;
+    connrtt) LOAD=("$WORK/bin/tcpload" connrtt "127.0.0.1:${ECHO_PORT[$2]}" "$CONNRTT_COUNT") ;;
+  esac
+  if ((PIN)); then LOAD=(taskset -c "$LOAD_CPU" "${LOAD[@]}"); fi
+  LIMIT=$(($3 + 60))
+}
+
+upstream_of() { case $1 in up* | down*) echo iperf3 ;; *) echo echo ;; esac; }
+
+# This machine may be shared. Before each run, wait until other processes use under 10% of a
+# core over one second: up to 60 s, or 10 s once a wait has timed out (a machine that stays
+# busy would otherwise add a minute per run). The report still checks each run and flags it.
+QUIET_WAIT=60
+busy_now() { # CPU used by everything over one second, in % of one core
+  local a b
+  a=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)
+  echo $(((b - a) * 100 / $(getconf CLK_TCK)))
+}
+
+wait_quiet() {
+  local busy deadline=$((SECONDS + QUIET_WAIT)) said=0
+  while busy=$(busy_now) && ((busy > 10 && SECONDS < deadline)); do
+    ((said)) || warn "other processes use ${busy}% of a core: waiting up to ${QUIET_WAIT} s for them to finish"
+    said=1
+  done
+  if ((busy > 10)); then
+    warn "still ${busy}% busy: measuring anyway; the report will flag this run"
+    QUIET_WAIT=10
+  else
+    QUIET_WAIT=60
+  fi
+}
+
+cores() { # cpuN busy total irq: user+nice+system+irq+softirq, that plus idle+iowait+steal, irq+softirq
+  awk '/^cpu[0-9]+ / {busy = $2 + $3 + $4 + $7 + $8; print $1, busy, busy + $5 + $6 + $9, $7 + $8}' /proc/stat
+}
+
+trees() { # trees SYSTEM TEST: "proxy ..." and "upstream ..." lines of proctree.py
+  local p up
+  p=$(proxy_name "$1" "$(case $2 in up* | down*) echo bulk ;; *) echo echo ;; esac)")
+  up=$(upstream_of "$2")
+  if [[ -n $p ]]; then
+    python3 "$HERE/proctree.py" "proxy=${PID[$p]}" "upstream=${PID[$up]}"
+  else
+    echo "proxy 0 0 0 0 0 0"
+    python3 "$HERE/proctree.py" "upstream=${PID[$up]}"
+  fi
+}
+
+rotated() { # rotated N ITEMS...: the items starting at index N mod count
+  local n=$1; shift
+  local items=("$@") i
+  for i in "${!items[@]}"; do echo "${items[(i + n) % ${#items[@]}]}"; done
+}
+
+run_one() { # run_one TEST SYSTEM ROUND: one measured run into runs/TEST/SYSTEM/ROUND.*
+  local test=$1 s=$2 r=$3 out p TIMEFORMAT='load %R %U %S'
+  out=$WORK/runs/$test/$s/$r
+  mkdir -p "$(dirname "$out")"
+  wait_quiet
+  p=$(proxy_name "$s" "$(case $test in up* | down*) echo bulk ;; *) echo echo ;; esac)")
+  [[ -z $p ]] || alive "$p"
+  alive "$(upstream_of "$test")"
+  load_cmd "$test" "$s" "$DURATION"
+  echo "${LOAD[*]}" >"$out.cmd"
+  trees "$s" "$test" >"$out.before"
+  cores >>"$out.before"
+  if ! { time "${NSX[@]}" timeout --foreground -k 5 "$LIMIT" "${LOAD[@]}" >"$out.out" 2>"$out.err"; } 2>"$out.time"; then
+    warn "$test ${LABEL[$s]} round $r failed: $(head -c 300 "$out.err") $(grep -o '"error":.*' "$out.out" | head -c 300 || true)"
+    touch "$out.failed"
+    if [[ $test == up* || $test == down* ]]; then
+      # iperf3's server can stay stuck on a test that broke half-way: give it a fresh start.
+      stop_pids "${PID[iperf3]}"
+      forget "${PID[iperf3]}"
+      start_iperf3
+    fi
+  fi
+  cores >"$out.after"
+  sleep 0.3 # let the proxy finish closing (socat's children exit and are reaped)
+  trees "$s" "$test" >>"$out.after"
+  summary "$test" "$s" "$r" "$out"
+}
+
+one() { # one RUN: a line about one run, from report.py
+  local pcpu=-
+  ((PIN)) && pcpu=$PROXY_CPU
+  python3 "$HERE/report.py" --one "$1" "$(getconf CLK_TCK)" "$pcpu" "$LOAD_CPU" 2>/dev/null ||
+    echo "(no figure: report.py --one failed on .bench/relay/runs/${1#"$WORK"/runs/})"
+}
+
+summary() { # one progress line per run
+  local figure
+  figure=$(one "$4")
+  printf '    %-8s round %d/%d  %-18s %s\n' "$1" "$3" "$ROUNDS" "${LABEL[$2]}" "$figure" >&2
+}
+
+measure() {
+  local test s r
+  for test in "${TESTS[@]}"; do
+    say "$test: $(describe "$test")"
+    if ((WARMUP > 0)) && [[ $test == up1 || $test == rate ]]; then
+      for s in direct "${SYSTEMS[@]}"; do
+        load_cmd "$( [[ $test == up1 ]] && echo up8 || echo rate)" "$s" "$WARMUP"
+        "${NSX[@]}" timeout --foreground -k 5 "$LIMIT" "${LOAD[@]}" >/dev/null 2>&1 ||
+          warn "warm-up through ${LABEL[$s]} failed"
+      done
+    fi
+    for r in $(seq "$ROUNDS"); do
+      # Alternated, and each round starts with the next system, so no system always runs first.
+      for s in $(rotated "$((r - 1))" direct "${SYSTEMS[@]}"); do
+        run_one "$test" "$s" "$r"
+      done
+    done
+  done
+}
+
+describe() {
+  case $1 in
+    up1) echo "iperf3, 1 stream, client -> upstream, ${DURATION} s" ;;
+    up8) echo "iperf3, 8 streams, client -> upstream, ${DURATION} s" ;;
+    down1) echo "iperf3, 1 stream, upstream -> client (--reverse), ${DURATION} s" ;;
+    down8) echo "iperf3, 8 streams, upstream -> client (--reverse), ${DURATION} s" ;;
+    rate) echo "short connections, $CONCURRENCY in flight, ${DURATION} s" ;;
+    rtt) echo "$RTT_COUNT round trips of 64 bytes on one connection" ;;
+    connrtt) echo "$CONNRTT_COUNT new connections one at a time: connect, 64-byte round trip, close" ;;
+  esac
+}
+
+# Memory per idle connection: IDLE connections opened through the proxy (each echoes 16 bytes
+# once, so the upstream side is surely connected), held, measured, closed; then the time until
+# the proxy has closed them all, and whether any socket was left in CLOSE_WAIT.
+idle_one() { # idle_one SYSTEM ROUND
+  local s=$1 r=$2 out p pid line procs fds pipes sockets t0 pin=()
+  out=$WORK/runs/idle/$s/$r
+  mkdir -p "$(dirname "$out")"
+  p=$(proxy_name "$s" echo)
+  alive "$p"
+  python3 "$HERE/proctree.py" "proxy=${PID[$p]}" >"$out.before"
+  # Descriptors other than pipes: ferry-relay's and HAProxy's pipe pools may change size.
+  read -r _ _ _ _ procs fds pipes <"$out.before"
+  local before_procs=$procs before_sockets=$((fds - pipes))
+  if ((PIN)); then pin=(taskset -c "$LOAD_CPU"); fi
+  "${NSX[@]}" "${pin[@]}" "$WORK/bin/tcpload" idle "127.0.0.1:${ECHO_PORT[$s]}" "$IDLE" >"$out.out" 2>"$out.err" &
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1800); do
+    grep -q '^ready' "$out.out" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  line=$(grep '^ready' "$out.out" || true)
+  if [[ -z $line ]]; then
+    warn "idle ${LABEL[$s]}: the connections were not all open within 3 minutes: $(cat "$out.err")"
+    stop_pids "$pid"
+    forget "$pid"
+    touch "$out.failed"
+    return
+  fi
+  sleep 2 # let the proxy settle (allocator, socat's last children)
+  python3 "$HERE/proctree.py" "proxy=${PID[$p]}" >"$out.after"
+  stop_pids "$pid" # tcpload counts its connections that are still open, then closes them all
+  wait "$pid" 2>/dev/null || true
+  forget "$pid"
+  t0=$EPOCHREALTIME
+  for _ in $(seq 600); do
+    read -r _ _ _ _ procs fds pipes < <(python3 "$HERE/proctree.py" "proxy=${PID[$p]}")
+    sockets=$((fds - pipes))
+    ((sockets > before_sockets + 4 || procs > before_procs)) || break
+    sleep 0.1
+  done
+  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f\n", b - a}' >"$out.drain"
+  if ((sockets > before_sockets + 4 || procs > before_procs)); then
+    echo "not drained after 60 s: $sockets descriptors other than pipes (before: $before_sockets), $procs processes" >>"$out.drain"
+  fi
+  "${NSX[@]}" ss -Htan state close-wait | wc -l >"$out.closewait"
+  printf '    idle     round %d/%d  %-18s %s; %s\n' "$r" "$ROUNDS" "${LABEL[$s]}" \
+    "$(one "$out")" "$line" >&2
+}
+
+measure_idle() {
+  local r s
+  say "idle: $IDLE connections held open through each proxy"
+  for r in $(seq "$ROUNDS"); do
+    for s in $(rotated "$((r - 1))" "${SYSTEMS[@]}"); do
+      wait_quiet
+      idle_one "$s" "$r"
+    done
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+quoted() { # a command line as one would type it
+  local a line=""
+  for a in "$@"; do
+    [[ $a == *' '* ]] && a="'$a'"
+    line+="${line:+ }$a"
+  done
+  echo "$line"
+}
+
+command_line() {
+  if [[ -n ${FERRY_RELAY_BIN:-} ]]; then
+    echo "FERRY_RELAY_BIN=$FERRY_RELAY_BIN bench/relay/run.sh${ARGS[*]:+ ${ARGS[*]}}"
+  else
+    echo "./run bench-relay${ARGS[*]:+ ${ARGS[*]}}"
+  fi
+}
+
+report() {
+  local meta=$WORK/meta.tsv git_rev t
+  git_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git -C "$ROOT" diff --quiet HEAD -- relay 2>/dev/null || git_rev="$git_rev + uncommitted changes in relay/"
+  if has ferry; then
+    "${NSX[@]}" curl -s --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" >"$WORK/ferry-metrics.txt" ||
+      warn "could not read ferry-relay's metrics"
+  fi
+  {
+    printf 'date\t%s\n' "$STARTED"
+    printf 'cpu\t%s\n' "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    printf 'cores\t%s\n' "$(nproc)"
+    printf 'kernel\t%s\n' "$(uname -sr)"
+    printf 'memory\t%s MiB\n' "$(awk '/^MemTotal/ {print int($2 / 1024); exit}' /proc/meminfo)"
+    printf 'ferry\t%s (commit %s, %s)\n' "$("$RELAY" --version)" "$git_rev" "$RELAY"
+    printf 'haproxy\t%s\n' "$(haproxy -v | head -n1 | sed 's/ - https.*//')"
+    printf 'socat\t%s\n' "$(socat -V | awk '/socat version/ {print $1, $2, $3; exit}')"
+    printf 'iperf3\t%s\n' "$(iperf3 --version | head -n1)"
+    printf 'gcc\t%s\n' "$(gcc --version | head -n1)"
+    printf 'pinning\t%s\n' "$( ((PIN)) && echo "proxies on CPU $PROXY_CPU; load tools, iperf3 server and echo server on CPU $LOAD_CPU" || echo "none")"
+    printf 'rounds\t%s\n' "$ROUNDS"
+    printf 'duration\t%s\n' "$DURATION"
+    printf 'warmup\t%s\n' "$WARMUP"
+    printf 'concurrency\t%s\n' "$CONCURRENCY"
+    printf 'idle\t%s\n' "$IDLE"
+    printf 'idle_wanted\t%s\n' "$IDLE_WANTED"
+    printf 'fd_limit\t%s\n' "$FD_LIMIT"
+    printf 'haproxy_maxconn\t%s\n' "$HAPROXY_MAXCONN"
+    printf 'maxpipes\t%s\n' "$MAXPIPES"
+    printf 'sysctls\t%s\n' "$("${NSX[@]}" sysctl -n net.ipv4.ip_local_port_range | tr '\t' '-'), tcp_tw_reuse $("${NSX[@]}" sysctl -n net.ipv4.tcp_tw_reuse), somaxconn $("${NSX[@]}" sysctl -n net.core.somaxconn)"
+    printf 'command\t%s\n' "$(command_line)"
+    printf 'systems\t%s\n' "${SYSTEMS[*]}"
+    printf 'clk_tck\t%s\n' "$(getconf CLK_TCK)"
+    printf 'proxy_cpu\t%s\n' "$PROXY_CPU"
+    printf 'load_cpu\t%s\n' "$LOAD_CPU"
+    for t in "${TESTS[@]}"; do
+      load_cmd "$t" PROXY "$DURATION"
+      printf 'cmd_%s\t%s\n' "$t" "$(quoted "${LOAD[@]}" | sed "s|$WORK/bin/|.bench/relay/bin/|")"
+    done
+    printf 'cmd_idle\t%s\n' ".bench/relay/bin/tcpload idle 127.0.0.1:PORT $IDLE"
+    printf 'cmd_ferry\t%s\n' "TOKIO_WORKER_THREADS=1 ferry-relay --config .bench/relay/ferry-relay.toml (from bench/relay/ferry-relay.toml)"
+    printf 'cmd_haproxy\t%s\n' "haproxy -db -f .bench/relay/haproxy.cfg (from bench/relay/haproxy.cfg)"
+    printf 'cmd_socat\t%s\n' "socat TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay TCP:127.0.0.1:UPSTREAM,nodelay"
+  } >"$meta"
+  python3 "$HERE/report.py" "$WORK" >"$RESULTS"
+  echo
+  cat "$RESULTS"
+  echo
+  say "written to .bench/relay-results.md (raw output of every run in .bench/relay/runs/, logs in .bench/relay/logs/)"
+}
+
+# ---------------------------------------------------------------------------------------------
+if ((PIN)) && (($(nproc) < 2)); then
+  warn "one core only: not pinning, proxies and load share it"
+  PIN=0
+fi
+rm -rf "$WORK/runs" "$WORK/logs"
+mkdir -p "$WORK/logs"
+need_tools
+build
+raise_fd_limit
+make_namespace
+say "starting iperf3, the echo server and: ${SYSTEMS[*]}"
+start_all
+say "checking that each proxy returns every byte ($((CHECK_BYTES >> 20)) MiB through the echo server, then FIN)"
+check_all
+say "measuring: ${ROUNDS} rounds, systems alternated; about $((((${#SYSTEMS[@]} + 1) * ROUNDS * (5 * DURATION + 25) + ${#SYSTEMS[@]} * ROUNDS * 10) / 60 + 1)) minutes"
+measure
+measure_idle
+report
