@@ -563,3 +563,44 @@ fn running_out_of_descriptors_neither_spins_nor_stops_the_listener() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_trusted_balancer_must_send_its_whole_header_in_time() {
+    let upstream = Upstream::echo();
+    let relay = relay_to(
+        &[upstream.addr],
+        &[
+            "--accept-proxy-from",
+            "127.0.0.0/8",
+            "--proxy-header-timeout",
+            "200ms",
+        ],
+    );
+    // Nothing at all, then a header cut short: both refused once the deadline passes.
+    for sent in [&b""[..], b"PROXY TCP4 203.0.113.7 10.0.0.1 40"] {
+        let started = std::time::Instant::now();
+        let mut s = TcpStream::connect(relay.listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(sent).unwrap();
+        let mut rest = Vec::new();
+        let closed = s
+            .read_to_end(&mut rest)
+            .map(|_| rest.is_empty())
+            .unwrap_or(true);
+        assert!(closed, "{sent:?}: relayed {rest:?}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(150) && waited < Duration::from_secs(3),
+            "{sent:?}: closed after {waited:?}"
+        );
+    }
+    wait_metric(
+        &relay,
+        "ferry_relay_refused_total{listener=\"default\",reason=\"proxy_header\"}",
+        2,
+    );
+    assert!(
+        upstream.received.lock().unwrap().is_empty(),
+        "nothing reached the upstream"
+    );
+}
