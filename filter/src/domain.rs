@@ -176,23 +176,13 @@ mod tests {
     use super::*;
 
     fn map() -> HostMap {
-        HostMap::new(&[
-            DomainPair {
-                origin: "example.com".into(),
-                mirror: "example.cn".into(),
-                subdomains: true,
-            },
-            DomainPair {
-                origin: "examplecdn.net".into(),
-                mirror: "cdn.example.cn".into(),
-                subdomains: true,
-            },
-            DomainPair {
-                origin: "static.test".into(),
-                mirror: "static.example.org".into(),
-                subdomains: false,
-            },
-        ])
+        let mut pairs = crate::testing::example_pairs();
+        pairs.push(DomainPair {
+            origin: "static.test".into(),
+            mirror: "static.example.org".into(),
+            subdomains: false,
+        });
+        HostMap::new(&pairs)
     }
 
     #[test]

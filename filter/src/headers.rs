@@ -110,21 +110,9 @@ pub fn request_authority(hosts: &HostMap, authority: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DomainPair;
 
-    fn pairs() -> Vec<DomainPair> {
-        vec![
-            DomainPair {
-                origin: "example.com".into(),
-                mirror: "example.cn".into(),
-                subdomains: true,
-            },
-            DomainPair {
-                origin: "examplecdn.net".into(),
-                mirror: "cdn.example.cn".into(),
-                subdomains: true,
-            },
-        ]
+    fn pairs() -> Vec<crate::config::DomainPair> {
+        crate::testing::example_pairs()
     }
 
     fn s(v: Option<Vec<u8>>) -> Option<String> {

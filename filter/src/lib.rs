@@ -24,6 +24,8 @@ pub mod domain;
 pub mod headers;
 pub mod policy;
 pub mod rewrite;
+#[doc(hidden)]
+pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
 mod plugin;

@@ -201,13 +201,7 @@ impl Server {
                 ))
             })
             .collect();
-        let (health_stop, stop_rx) = watch::channel(false);
-        tokio::spawn(health::run(
-            settings.name.clone(),
-            Arc::clone(&pool),
-            settings.health,
-            stop_rx,
-        ));
+        let health_stop = spawn_health(settings, &pool);
         self.registry.set_listener(&settings.name, metrics, pool);
         tracing::info!(
             listener = %settings.name, listen = %settings.listen,
@@ -244,13 +238,7 @@ impl Server {
             Arc::clone(&old.pool)
         } else {
             let pool = new_pool(settings);
-            let (health_stop, stop_rx) = watch::channel(false);
-            tokio::spawn(health::run(
-                settings.name.clone(),
-                Arc::clone(&pool),
-                settings.health,
-                stop_rx,
-            ));
+            let health_stop = spawn_health(settings, &pool);
             let _ = std::mem::replace(&mut running.health_stop, health_stop).send(true);
             pool
         };
@@ -286,6 +274,18 @@ impl Running {
         }
         let _ = self.health_stop.send(true);
     }
+}
+
+/// Starts the health checks of `pool`; sending `true` (or dropping the sender) stops them.
+fn spawn_health(settings: &ListenerConfig, pool: &Arc<Pool>) -> watch::Sender<bool> {
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(health::run(
+        settings.name.clone(),
+        Arc::clone(pool),
+        settings.health,
+        stop_rx,
+    ));
+    stop
 }
 
 fn new_pool(settings: &ListenerConfig) -> Arc<Pool> {

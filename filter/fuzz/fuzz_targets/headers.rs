@@ -2,25 +2,13 @@
 //! byte that was not in the input or a configured domain (no CR/LF can be introduced).
 #![no_main]
 
-use ferry_filter::config::DomainPair;
 use ferry_filter::domain::HostMap;
 use ferry_filter::headers;
 use ferry_filter::rewrite::Rewriter;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let pairs = [
-        DomainPair {
-            origin: "example.com".into(),
-            mirror: "example.cn".into(),
-            subdomains: true,
-        },
-        DomainPair {
-            origin: "examplecdn.net".into(),
-            mirror: "cdn.example.cn".into(),
-            subdomains: true,
-        },
-    ];
+    let pairs = ferry_filter::testing::example_pairs();
     let hosts = HostMap::new(&pairs);
     let rw = Rewriter::new(&pairs).expect("valid patterns");
     let outputs = [

@@ -11,23 +11,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((&cuts, body)) = data.split_first() else {
         return;
     };
-    let pairs = [
-        DomainPair {
-            origin: "example.com".into(),
-            mirror: "example.cn".into(),
-            subdomains: true,
-        },
-        DomainPair {
-            origin: "examplecdn.net".into(),
-            mirror: "cdn.example.cn".into(),
-            subdomains: true,
-        },
-        DomainPair {
-            origin: "a.io".into(),
-            mirror: "b.io".into(),
-            subdomains: false,
-        },
-    ];
+    let mut pairs = ferry_filter::testing::example_pairs();
+    pairs.push(DomainPair {
+        origin: "a.io".into(),
+        mirror: "b.io".into(),
+        subdomains: false,
+    });
     let rw = Rewriter::new(&pairs).expect("valid patterns");
     let whole = rw.rewrite_value(body).unwrap_or_else(|| body.to_vec());
 

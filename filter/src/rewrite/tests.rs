@@ -4,23 +4,13 @@
 use super::*;
 
 fn pairs() -> Vec<DomainPair> {
-    vec![
-        DomainPair {
-            origin: "example.com".into(),
-            mirror: "example.cn".into(),
-            subdomains: true,
-        },
-        DomainPair {
-            origin: "examplecdn.net".into(),
-            mirror: "cdn.example.cn".into(),
-            subdomains: true,
-        },
-        DomainPair {
-            origin: "static.test".into(),
-            mirror: "s.example.org".into(),
-            subdomains: false,
-        },
-    ]
+    let mut pairs = crate::testing::example_pairs();
+    pairs.push(DomainPair {
+        origin: "static.test".into(),
+        mirror: "s.example.org".into(),
+        subdomains: false,
+    });
+    pairs
 }
 
 fn rewriter() -> Rewriter {
