@@ -1,0 +1,141 @@
+//! Unit tests of forwarding internals: the timeout arithmetic, option validation, a splice
+//! refusal with bytes already in the pipe (injected, since kernels do not refuse it between
+//! two TCP sockets), and that the `forward` future is `Send`.
+
+use super::pump::{Conduit, Pump};
+use super::*;
+
+#[test]
+fn huge_timeouts_mean_never_not_a_panic() {
+    let now = Instant::now();
+    assert!(later(now, Duration::MAX) > now + Duration::from_secs(365 * 24 * 3600));
+    assert_eq!(
+        later(now, Duration::from_secs(1)),
+        now + Duration::from_secs(1)
+    );
+}
+
+#[test]
+fn options_are_validated() {
+    assert_eq!(ForwardOptions::default().validate(), Ok(()));
+    let zero_idle = ForwardOptions {
+        idle_timeout: Duration::ZERO,
+        ..ForwardOptions::default()
+    };
+    assert_eq!(zero_idle.validate(), Err(OptionsError::IdleTimeoutZero));
+    let zero_half = ForwardOptions {
+        half_close_timeout: Duration::ZERO,
+        ..ForwardOptions::default()
+    };
+    assert_eq!(
+        zero_half.validate(),
+        Err(OptionsError::HalfCloseTimeoutZero)
+    );
+    for (size, ok) in [
+        (4095, false),
+        (4096, true),
+        (1 << 30, true),
+        ((1 << 30) + 1, false),
+    ] {
+        let opts = ForwardOptions {
+            pipe_size: Some(size),
+            ..ForwardOptions::default()
+        };
+        assert_eq!(opts.validate().is_ok(), ok, "pipe_size {size}");
+    }
+    assert_eq!(
+        OptionsError::PipeSize(1).to_string(),
+        "pipe_size 1 is not valid: it must be between 4096 and 1073741824 bytes"
+    );
+}
+
+/// Connected (near, far) loopback sockets.
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let near = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (far, _) = listener.accept().await.unwrap();
+    (near, far)
+}
+
+/// Kernels refuse splice only for odd descriptors, never for two TCP sockets, so the
+/// refusal is injected: first with bytes already in the pipe (they must be copied out of
+/// it, not lost), then the direction must carry on by copying to the end.
+#[test]
+fn refusal_with_bytes_in_the_pipe_switches_to_copying_without_loss() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut client, relay_in) = pair().await;
+        let (relay_out, mut upstream) = pair().await;
+        let opts = ForwardOptions::default();
+        let stats = ForwardStats::new();
+        let ctx = Ctx {
+            opts: &opts,
+            stats: &stats,
+            pool: PipePool::global(),
+            activity: Activity::new(),
+        };
+        let mut pump = Pump::new(&relay_in, &relay_out, Side::Client, &ctx);
+
+        client.write_all(b"spliced into the pipe, ").await.unwrap();
+        let n = loop {
+            relay_in.readable().await.unwrap();
+            match pump.fill() {
+                Ok(n) => break n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => panic!("fill: {err}"),
+            }
+        };
+        assert!(n > 0);
+        assert_eq!(pump.conduit.pending(), n);
+        let refused = io::Error::from_raw_os_error(libc::EINVAL);
+        assert!(pump.spill(&refused).is_ok());
+        assert!(matches!(pump.conduit, Conduit::Copy { .. }));
+        assert_eq!(
+            pump.conduit.pending(),
+            n,
+            "bytes moved from the pipe to the buffer"
+        );
+
+        client.write_all(b"then copied").await.unwrap();
+        client.shutdown().await.unwrap();
+        assert!(pump.drain().await.is_ok());
+        assert!(pump.run().await.is_ok());
+
+        let mut got = Vec::new();
+        upstream.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"spliced into the pipe, then copied");
+        assert!(pump.report.fell_back && pump.report.finished);
+        assert_eq!(pump.report.spliced, 0);
+        assert_eq!(pump.report.copied, got.len() as u64);
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.splice_fallbacks, 1);
+        assert_eq!(snapshot.copied_directions, 1);
+        assert_eq!(snapshot.spliced_directions, 0);
+        assert_eq!(snapshot.client_to_upstream, got.len() as u64);
+    });
+}
+
+#[test]
+fn forward_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let opts = ForwardOptions::default();
+    let stats = ForwardStats::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let a = TcpStream::connect(addr).await.unwrap();
+        let b = TcpStream::connect(addr).await.unwrap();
+        let fut = forward(a, b, &opts, &stats);
+        assert_send(&fut);
+    });
+}
