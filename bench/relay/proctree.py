@@ -3,7 +3,7 @@
 
     proctree.py NAME=PID [NAME=PID ...]
 
-prints, per process tree, one line: NAME ticks rss_kib pss_kib processes fds pipes
+prints, per process tree, one line: NAME ticks rss_kib pss_kib processes fds pipes sockets
 
 * ticks: utime + stime + cutime + cstime (clock ticks) of the process and of every live
   descendant. socat forks a child per connection: a child still running is counted live, one
@@ -12,7 +12,9 @@ prints, per process tree, one line: NAME ticks rss_kib pss_kib processes fds pip
 * rss_kib, pss_kib: summed over the tree. RSS is what `ps` shows; PSS splits shared pages among
   the processes that map them, so thousands of socat children do not each count libc again.
   Neither includes kernel memory (socket buffers, pipes).
-* fds, pipes: open descriptors, and how many of them are pipes (splice's kernel buffers).
+* fds: open descriptors. pipes: distinct pipes among them (splice's kernel buffers; a pipe
+  whose two ends are held, or shared by a parent and its children, counts once). sockets:
+  descriptors that are sockets.
 
 A process that exits while being read is skipped.
 """
@@ -54,7 +56,7 @@ def tree(root: int, kids: dict[int, list[int]]) -> list[int]:
     return out
 
 
-def measure(pid: int) -> tuple[int, int, int, int, int] | None:
+def measure(pid: int) -> tuple[int, int, int, int, set[str], int] | None:
     try:
         f = stat_fields(pid)
         # Fields 14-17 of /proc/PID/stat (utime stime cutime cstime), 0-based 11-14 here.
@@ -65,15 +67,18 @@ def measure(pid: int) -> tuple[int, int, int, int, int] | None:
                 rss = int(line.split()[1])
             elif line.startswith("Pss:"):
                 pss = int(line.split()[1])
-        fds = pipes = 0
+        fds, pipes, sockets = 0, set(), 0
         for fd in os.listdir(f"/proc/{pid}/fd"):
             fds += 1
             try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:"):
-                    pipes += 1
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
-                pass
-        return ticks, rss, pss, fds, pipes
+                continue
+            if target.startswith("pipe:"):
+                pipes.add(target)
+            elif target.startswith("socket:"):
+                sockets += 1
+        return ticks, rss, pss, fds, pipes, sockets
     except (OSError, ValueError):
         return None
 
@@ -82,16 +87,17 @@ def main() -> None:
     kids = children_map()
     for arg in sys.argv[1:]:
         name, _, pid = arg.partition("=")
-        total = [0, 0, 0, 0, 0]
-        procs = 0
+        ticks = rss = pss = fds = procs = sockets = 0
+        pipes: set[str] = set()
         for p in tree(int(pid), kids):
             m = measure(p)
             if m is None:
                 continue
             procs += 1
-            total = [a + b for a, b in zip(total, m)]
-        ticks, rss, pss, fds, pipes = total
-        print(name, ticks, rss, pss, procs, fds, pipes)
+            ticks, rss, pss, fds = ticks + m[0], rss + m[1], pss + m[2], fds + m[3]
+            pipes |= m[4]
+            sockets += m[5]
+        print(name, ticks, rss, pss, procs, fds, len(pipes), sockets)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ class Run:
         self.out = prefix.with_suffix(".out").read_text() if not self.failed else ""
         self.figures: dict = {}
         if self.test == "idle":
+            self.others, self.pcore, self.lcore = 0.0, None, None
             self._idle()
             return
         before, after = read_sample(prefix.with_suffix(".before")), read_sample(prefix.with_suffix(".after"))
@@ -131,7 +132,9 @@ class Run:
         f["rss_total_mib"] = after[1] / 1024
         f["procs"] = after[3]
         f["fds"] = after[4]
-        f["pipes"] = after[5]
+        # Pipes opened while the connections were open; what the process held before (a pooled
+        # pipe, HAProxy's poller wake-up pipe) does not count.
+        f["pipes"] = after[5] - before[5]
         f["alive"] = int(end.get("alive", -1))
         f["closed"] = int(end.get("closed", -1))
         drain = self.prefix.with_suffix(".drain").read_text().split("\n", 1)
@@ -152,7 +155,7 @@ def one_line(run: Run) -> str:
         return f"{f['rate']:,.0f} connections/s, {f['errors']} errors{core_note(run)}"
     if run.test == "idle":
         return (f"{f['rss']:.1f} KiB RSS per connection ({f['pss']:.1f} KiB PSS), "
-                f"{f['pipes']} pipes, closed in {f['drain_s']:.1f} s")
+                f"{f['pipes']:.0f} pipes opened, closed in {f['drain_s']:.1f} s")
     return f"p50 {f['p50']:.0f} us, p99 {f['p99']:.0f} us"
 
 
@@ -192,7 +195,9 @@ def main() -> None:
     runs: dict[tuple[str, str], list[Run]] = {}
     for test_dir in sorted((work / "runs").iterdir()):
         for sys_dir in sorted(test_dir.iterdir()):
-            prefixes = sorted({p.with_suffix("") for p in sys_dir.glob("*.*")}, key=lambda p: int(p.name))
+            # A run without its .after sample was cut off (Ctrl-C): it has no figures.
+            done = [*sys_dir.glob("*.after"), *sys_dir.glob("*.failed")]
+            prefixes = sorted({p.with_suffix("") for p in done}, key=lambda p: int(p.name))
             runs[(test_dir.name, sys_dir.name)] = [Run(p, clk, proxy_cpu, load_cpu) for p in prefixes]
 
     def good(test, s):
@@ -242,9 +247,14 @@ def main() -> None:
             return ""
         pc, lc = med([r.pcore for r in rs]), med([r.lcore for r in rs])
         if s != "direct" and pc is not None and pc < 90:
-            notes.append(f"{test}, {LABEL[s]}: the proxy's core was only {pc:.0f}% busy (load core "
-                         f"{lc:.0f}%): the limit was elsewhere (most likely the load side), so this "
-                         "is a lower bound of what the proxy can do.")
+            if lc is not None and lc >= 95:
+                why = ("the load side (iperf3 or tcpload and the upstream server) was the limit, so "
+                       "this is a lower bound of what the proxy can do")
+            else:
+                why = ("neither core was full: the proxy spent part of the time waiting on one side "
+                       "or the other (a per-round-trip limit, not a CPU one)")
+            notes.append(f"{test}, {LABEL[s]}: the proxy's core was {pc:.0f}% busy, the load core "
+                         f"{lc:.0f}%: {why}.")
         return f" {fmt(pc, '.0f')}% | {fmt(lc, '.0f')}% |"
 
     def failures(test, s):
@@ -333,14 +343,17 @@ def main() -> None:
                   f"{meta['fd_limit']} here, and a proxy needs two descriptors per connection; "
                   f"HAProxy also two per pipe, maxpipes {meta['maxpipes']})")
     w(f"{meta['idle']} connections{n_note} opened through the proxy to the echo server, each "
-      "after one 16-byte round trip, then held. Memory is the proxy's (socat: with all its "
-      "children) growth over its size before, divided by the connections; RSS as `ps` counts it, "
+      "after one 16-byte round trip, then held. Each round starts a fresh proxy process, warmed up "
+      "by one connection (an allocator keeps what it once held, so a process that already had "
+      "these connections open would not grow again). Memory is the proxy's (socat: with all its "
+      "children) growth over that start, divided by the connections; RSS as `ps` counts it, "
       "PSS with shared pages split between processes (what matters for socat's thousands of "
-      "children). Neither counts kernel memory (sockets, pipes): pipes held are counted. "
+      "children). Neither counts kernel memory (sockets, pipes); pipes opened while the "
+      "connections were held are counted (idle connections should hold none). "
       "Still open: connections the client found neither closed nor reset when it ended the "
       "hold. Closed in: from the client closing all of them to the proxy holding none.\n")
     w("| System | Connections | RSS per connection | PSS per connection | RSS total | Processes | "
-      "Pipes held | Still open | Closed in | CLOSE_WAIT after |")
+      "Pipes opened | Still open | Closed in | CLOSE_WAIT after |")
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in systems:
         rs = good("idle", s)
@@ -351,7 +364,7 @@ def main() -> None:
         f = lambda k: med([r.figures.get(k) for r in rs])  # noqa: E731
         still = ", ".join(f"{r.figures['alive']:,}" for r in rs)
         w(f"| {LABEL[s]} | {fmt(f('n'))} | {fmt(f('rss'), '.1f')} KiB | {fmt(f('pss'), '.1f')} KiB | "
-          f"{fmt(f('rss_total_mib'), ',.0f')} MiB | {fmt(f('procs'))} | {fmt(f('pipes'))} | {still} | "
+          f"{fmt(f('rss_total_mib'), ',.0f')} MiB | {fmt(f('procs'))} | {fmt(f('pipes'), ',.0f')} | {still} | "
           f"{fmt(f('drain_s'), '.1f')} s | {max(r.figures['closewait'] for r in rs)} |")
         for r in rs:
             if r.figures["drain_note"]:
@@ -388,12 +401,13 @@ def main() -> None:
         w("")
 
     # What the proxies said.
-    w("## What the proxies reported\n")
+    w("## Counters and logs\n")
     metrics = work / "ferry-metrics.txt"
     if metrics.exists():
         keep = [line for line in metrics.read_text().splitlines()
                 if line and not line.startswith("#") and not re.search(r"\s0$", line)]
-        w("ferry-relay's non-zero metrics at the end of the run:\n")
+        w("ferry-relay's non-zero metrics after the throughput, rate and latency tests (its "
+          "process is restarted for each idle round):\n")
         w("```")
         w("\n".join(keep) if keep else "(none)")
         w("```\n")
@@ -404,7 +418,12 @@ def main() -> None:
         lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in log.read_text(errors="replace").splitlines()]
         odd = [line for line in lines if re.search(r"WARN|ERROR|ALERT|error|E socat|fail", line)]
         if odd:
-            w(f"{name}'s log: {len(odd)} warning or error lines; the first ones:\n")
+            why = ""
+            if name == "iperf3":
+                why = (" (expected: each start of ferry-relay makes one health-check connection, "
+                       "connect and close, to its upstreams at once, which iperf3 takes for a "
+                       "client that failed to send its parameters)")
+            w(f"{name}'s log: {len(odd)} warning or error lines{why}; the first ones:\n")
             w("```")
             w("\n".join(line[:300] for line in odd[:8]))
             w("```\n")

@@ -207,11 +207,13 @@ make_namespace() {
 # Processes.
 declare -A PID
 start() { # start NAME CPU COMMAND...: start in the namespace, in the background, log to logs/NAME.log
+  # (appended to: a proxy restarted for the idle test keeps the log of its first life)
   local name=$1 cpu=$2; shift 2
   # A simple command: ip and taskset exec what follows, so $! is the server itself, which is
-  # what clean-up must signal and what the samples must measure.
+  # what clean-up must signal and what the samples must measure. stdin from /dev/null: an
+  # inherited pipe would show up among the pipes a proxy holds.
   if ((PIN)); then set -- taskset -c "$cpu" "$@"; fi
-  "${NSX[@]}" "$@" >"$WORK/logs/$name.log" 2>&1 &
+  "${NSX[@]}" "$@" </dev/null >>"$WORK/logs/$name.log" 2>&1 &
   PID[$name]=$!
   PIDS+=("$!")
 }
@@ -221,17 +223,19 @@ forget() { # forget PID: a process of ours that has exited (its id may be reused
   for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} != "$1" ]] || unset 'PIDS[i]'; done
 }
 
-port_open() { "${NSX[@]}" bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+# Whether something listens on the port. Asked of the kernel, not by connecting: a test
+# connection through a proxy would reach iperf3 as a broken control connection.
+listening() { [[ -n $("${NSX[@]}" ss -Hltn "sport = :$1") ]]; }
 
-wait_port() { # wait_port NAME PORT: until it accepts, or fail with the log's tail
+wait_port() { # wait_port NAME PORT: until it listens, or fail with the log's tail
   local name=$1 port=$2
   for _ in $(seq 100); do
     alive "$name"
-    port_open "$port" && return
+    listening "$port" && return
     sleep 0.1
   done
   tail -n 20 "$WORK/logs/$name.log" >&2
-  die "$name does not accept connections on 127.0.0.1:$port within 10 s (log: .bench/relay/logs/$name.log)"
+  die "$name does not listen on 127.0.0.1:$port within 10 s (log: .bench/relay/logs/$name.log)"
 }
 
 alive() { # alive NAME: fail clearly if a process of ours is gone
@@ -249,6 +253,35 @@ render() { # render TEMPLATE OUT: fill the @NAME@ placeholders
 
 start_iperf3() { start iperf3 "$LOAD_CPU" iperf3 --server --port "$IPERF_PORT"; wait_port iperf3 "$IPERF_PORT"; }
 
+start_proxy() { # start_proxy NAME: one proxy process (ferry, haproxy, socat_bulk, socat_echo)
+  case $1 in
+    ferry)
+      # One worker thread, like HAProxy's nbthread 1 (the relay also sizes its SO_REUSEPORT
+      # sockets by the CPUs it may run on: one when pinned).
+      start ferry "$PROXY_CPU" env TOKIO_WORKER_THREADS=1 "$RELAY" --config "$WORK/ferry-relay.toml"
+      ;;
+    haproxy) start haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" ;;
+    socat_bulk | socat_echo)
+      # socat forks a child per connection; backlog raised from its default of 5, TCP_NODELAY
+      # on both sides like the other two; its 8 KiB copy buffer is left at the default.
+      local port=${BULK_PORT[socat]} upstream=$IPERF_PORT
+      [[ $1 == socat_bulk ]] || { port=${ECHO_PORT[socat]}; upstream=$UPSTREAM_ECHO_PORT; }
+      start "$1" "$PROXY_CPU" socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay" \
+        "TCP:127.0.0.1:$upstream,nodelay"
+      ;;
+  esac
+  local s=${1%_*}
+  [[ $1 == socat_echo ]] || wait_port "$1" "${BULK_PORT[$s]}"
+  [[ $1 == socat_bulk ]] || wait_port "$1" "${ECHO_PORT[$s]}"
+}
+
+restart_proxy() { # restart_proxy NAME: a fresh process, for a measurement that needs one
+  stop_pids "${PID[$1]}"
+  wait "${PID[$1]}" 2>/dev/null || true
+  forget "${PID[$1]}"
+  start_proxy "$1"
+}
+
 start_all() {
   start_iperf3
   start echo "$LOAD_CPU" "$WORK/bin/echo" "127.0.0.1:$UPSTREAM_ECHO_PORT"
@@ -256,32 +289,17 @@ start_all() {
   if has ferry; then
     render "$HERE/ferry-relay.toml" "$WORK/ferry-relay.toml" ferry
     "$RELAY" --config "$WORK/ferry-relay.toml" --check >/dev/null
-    # One worker thread, like HAProxy's nbthread 1 (the relay also sizes its SO_REUSEPORT
-    # sockets by the CPUs it may run on: one when pinned).
-    start ferry "$PROXY_CPU" env TOKIO_WORKER_THREADS=1 "$RELAY" --config "$WORK/ferry-relay.toml"
+    start_proxy ferry
   fi
   if has haproxy; then
     render "$HERE/haproxy.cfg" "$WORK/haproxy.cfg" haproxy
     haproxy -c -q -f "$WORK/haproxy.cfg" || die "haproxy -c rejects $WORK/haproxy.cfg"
-    start haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg"
+    start_proxy haproxy
   fi
   if has socat; then
-    # socat forks a child per connection; backlog raised from its default of 5, TCP_NODELAY
-    # on both sides like the other two; its 8 KiB copy buffer is left at the default.
-    local kind upstream
-    for kind in bulk echo; do
-      [[ $kind == bulk ]] && upstream=$IPERF_PORT || upstream=$UPSTREAM_ECHO_PORT
-      local port
-      [[ $kind == bulk ]] && port=${BULK_PORT[socat]} || port=${ECHO_PORT[socat]}
-      start "socat_$kind" "$PROXY_CPU" socat \
-        "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay" \
-        "TCP:127.0.0.1:$upstream,nodelay"
-    done
+    start_proxy socat_bulk
+    start_proxy socat_echo
   fi
-  for s in "${SYSTEMS[@]}"; do
-    wait_port "$(proxy_name "$s" bulk)" "${BULK_PORT[$s]}"
-    wait_port "$(proxy_name "$s" echo)" "${ECHO_PORT[$s]}"
-  done
 }
 
 proxy_name() { # proxy_name SYSTEM bulk|echo: the process that serves that listener
@@ -314,15 +332,16 @@ check_all() {
 TESTS=(up1 up8 down1 down8 rate rtt connrtt)
 
 load_cmd() { # load_cmd TEST SYSTEM SECONDS: sets LOAD to the command line, LIMIT to its deadline
-  local port=${BULK_PORT[$2]} iperf=(iperf3 --client 127.0.0.1 --connect-timeout 5000 --json)
+  local port=${BULK_PORT[$2]:-PORT} echo_port=${ECHO_PORT[$2]:-PORT}
+  local iperf=(iperf3 --client 127.0.0.1 --connect-timeout 5000 --json)
   case $1 in
     up1) LOAD=("${iperf[@]}" --port "$port" --time "$3" --parallel 1) ;;
     up8) LOAD=("${iperf[@]}" --port "$port" --time "$3" --parallel 8) ;;
     down1) LOAD=("${iperf[@]}" --port "$port" --time "$3" --parallel 1 --reverse) ;;
     down8) LOAD=("${iperf[@]}" --port "$port" --time "$3" --parallel 8 --reverse) ;;
-    rate) LOAD=("$WORK/bin/tcpload" rate "127.0.0.1:${ECHO_PORT[$2]}" "$3" "$CONCURRENCY") ;;
-    rtt) LOAD=("$WORK/bin/tcpload" rtt "127.0.0.1:${ECHO_PORT[$2]}" "$RTT_COUNT") ;;
-    connrtt) LOAD=("$WORK/bin/tcpload" connrtt "127.0.0.1:${ECHO_PORT[$2]}" "$CONNRTT_COUNT") ;;
+    rate) LOAD=("$WORK/bin/tcpload" rate "127.0.0.1:$echo_port" "$3" "$CONCURRENCY") ;;
+    rtt) LOAD=("$WORK/bin/tcpload" rtt "127.0.0.1:$echo_port" "$RTT_COUNT") ;;
+    connrtt) LOAD=("$WORK/bin/tcpload" connrtt "127.0.0.1:$echo_port" "$CONNRTT_COUNT") ;;
   esac
   if ((PIN)); then LOAD=(taskset -c "$LOAD_CPU" "${LOAD[@]}"); fi
   LIMIT=$(($3 + 60))
@@ -367,7 +386,7 @@ trees() { # trees SYSTEM TEST: "proxy ..." and "upstream ..." lines of proctree.
   if [[ -n $p ]]; then
     python3 "$HERE/proctree.py" "proxy=${PID[$p]}" "upstream=${PID[$up]}"
   else
-    echo "proxy 0 0 0 0 0 0"
+    echo "proxy 0 0 0 0 0 0 0"
     python3 "$HERE/proctree.py" "upstream=${PID[$up]}"
   fi
 }
@@ -419,6 +438,12 @@ summary() { # one progress line per run
   printf '    %-8s round %d/%d  %-18s %s\n' "$1" "$3" "$ROUNDS" "${LABEL[$2]}" "$figure" >&2
 }
 
+ferry_metrics() { # ferry_metrics FILE: ferry-relay's counters, before the idle test restarts it
+  has ferry || return 0
+  "${NSX[@]}" curl -s --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" >"$1" ||
+    warn "could not read ferry-relay's metrics"
+}
+
 measure() {
   local test s r
   for test in "${TESTS[@]}"; do
@@ -453,19 +478,23 @@ describe() {
 
 # Memory per idle connection: IDLE connections opened through the proxy (each echoes 16 bytes
 # once, so the upstream side is surely connected), held, measured, closed; then the time until
-# the proxy has closed them all, and whether any socket was left in CLOSE_WAIT.
+# the proxy has closed them all, and whether any socket was left in CLOSE_WAIT. Each time with a
+# fresh proxy process, warmed up by one connection: memory freed by earlier tests stays in a
+# process's allocator, and a process would not grow again for connections it once held.
 idle_one() { # idle_one SYSTEM ROUND
-  local s=$1 r=$2 out p pid line procs fds pipes sockets t0 pin=()
+  local s=$1 r=$2 out p pid line procs sockets t0 pin=()
   out=$WORK/runs/idle/$s/$r
   mkdir -p "$(dirname "$out")"
   p=$(proxy_name "$s" echo)
-  alive "$p"
+  restart_proxy "$p"
+  "${NSX[@]}" "$WORK/bin/tcpload" check "127.0.0.1:${ECHO_PORT[$s]}" 65536 >/dev/null ||
+    die "idle ${LABEL[$s]}: the restarted proxy does not forward"
+  sleep 0.5
   python3 "$HERE/proctree.py" "proxy=${PID[$p]}" >"$out.before"
-  # Descriptors other than pipes: ferry-relay's and HAProxy's pipe pools may change size.
-  read -r _ _ _ _ procs fds pipes <"$out.before"
-  local before_procs=$procs before_sockets=$((fds - pipes))
+  read -r _ _ _ _ procs _ _ sockets <"$out.before"
+  local before_procs=$procs before_sockets=$sockets
   if ((PIN)); then pin=(taskset -c "$LOAD_CPU"); fi
-  "${NSX[@]}" "${pin[@]}" "$WORK/bin/tcpload" idle "127.0.0.1:${ECHO_PORT[$s]}" "$IDLE" >"$out.out" 2>"$out.err" &
+  "${NSX[@]}" "${pin[@]}" "$WORK/bin/tcpload" idle "127.0.0.1:${ECHO_PORT[$s]}" "$IDLE" </dev/null >"$out.out" 2>"$out.err" &
   pid=$!
   PIDS+=("$pid")
   for _ in $(seq 1800); do
@@ -488,14 +517,13 @@ idle_one() { # idle_one SYSTEM ROUND
   forget "$pid"
   t0=$EPOCHREALTIME
   for _ in $(seq 600); do
-    read -r _ _ _ _ procs fds pipes < <(python3 "$HERE/proctree.py" "proxy=${PID[$p]}")
-    sockets=$((fds - pipes))
+    read -r _ _ _ _ procs _ _ sockets < <(python3 "$HERE/proctree.py" "proxy=${PID[$p]}")
     ((sockets > before_sockets + 4 || procs > before_procs)) || break
     sleep 0.1
   done
   awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f\n", b - a}' >"$out.drain"
   if ((sockets > before_sockets + 4 || procs > before_procs)); then
-    echo "not drained after 60 s: $sockets descriptors other than pipes (before: $before_sockets), $procs processes" >>"$out.drain"
+    echo "not drained after 60 s: $sockets sockets (before: $before_sockets), $procs processes" >>"$out.drain"
   fi
   "${NSX[@]}" ss -Htan state close-wait | wc -l >"$out.closewait"
   printf '    idle     round %d/%d  %-18s %s; %s\n' "$r" "$ROUNDS" "${LABEL[$s]}" \
@@ -535,10 +563,6 @@ report() {
   local meta=$WORK/meta.tsv git_rev t
   git_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
   git -C "$ROOT" diff --quiet HEAD -- relay 2>/dev/null || git_rev="$git_rev + uncommitted changes in relay/"
-  if has ferry; then
-    "${NSX[@]}" curl -s --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" >"$WORK/ferry-metrics.txt" ||
-      warn "could not read ferry-relay's metrics"
-  fi
   {
     printf 'date\t%s\n' "$STARTED"
     printf 'cpu\t%s\n' "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -587,7 +611,7 @@ if ((PIN)) && (($(nproc) < 2)); then
   warn "one core only: not pinning, proxies and load share it"
   PIN=0
 fi
-rm -rf "$WORK/runs" "$WORK/logs"
+rm -rf "$WORK/runs" "$WORK/logs" "$WORK"/ferry-metrics*.txt
 mkdir -p "$WORK/logs"
 need_tools
 build
@@ -599,5 +623,7 @@ say "checking that each proxy returns every byte ($((CHECK_BYTES >> 20)) MiB thr
 check_all
 say "measuring: ${ROUNDS} rounds, systems alternated; about $((((${#SYSTEMS[@]} + 1) * ROUNDS * (5 * DURATION + 25) + ${#SYSTEMS[@]} * ROUNDS * 10) / 60 + 1)) minutes"
 measure
+ferry_metrics "$WORK/ferry-metrics.txt"
 measure_idle
+ferry_metrics "$WORK/ferry-metrics-idle.txt"
 report
