@@ -16,13 +16,17 @@
 //! * [`rewrite`]: the streaming origin -> mirror body rewriter.
 //! * [`headers`]: which request and response headers change, and how.
 //! * [`policy`]: per-response decisions: rewrite the body or not, `Content-Length`, `ETag`.
+//! * [`redirect`]: the geo redirect of visitors from listed countries to the mirror host.
+//! * [`networks`]: CIDR networks and the fast address set behind address-based geo lookups.
 //! * `plugin` (wasm32 only): the proxy-wasm root and HTTP contexts, and the metrics.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod domain;
 pub mod headers;
+pub mod networks;
 pub mod policy;
+pub mod redirect;
 pub mod rewrite;
 #[doc(hidden)]
 pub mod testing;

@@ -18,6 +18,7 @@
 
 mod metrics;
 
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -28,6 +29,7 @@ use crate::config::Config;
 use crate::domain::HostMap;
 use crate::headers;
 use crate::policy::{self, BodyPlan, PassReason, ResponseFacts};
+use crate::redirect::{Decision, RedirectConfig, RequestFacts, Stay};
 use crate::rewrite::{self, Rewriter};
 use metrics::{Counter, Metrics, Tally};
 
@@ -97,6 +99,25 @@ impl RootContext for Root {
             })
             .collect();
         log::info!("configured {}", pairs.join(", "));
+        if let Some(r) = &config.redirect {
+            let source = match (&r.country_header, &r.networks) {
+                (Some(h), Some(n)) => {
+                    let (v4, v6) = n.ranges();
+                    format!("header {h}, else the address ({v4} IPv4 + {v6} IPv6 ranges)")
+                }
+                (Some(h), None) => format!("header {h}"),
+                (None, Some(n)) => {
+                    let (v4, v6) = n.ranges();
+                    format!("the address ({v4} IPv4 + {v6} IPv6 ranges)")
+                }
+                (None, None) => "nothing".to_string(),
+            };
+            log::info!(
+                "geo redirect {} for {} (country from {source})",
+                r.status,
+                r.countries.join(",")
+            );
+        }
         self.shared = Some(Rc::new(Shared {
             hosts: HostMap::new(&config.domains),
             rewriter,
@@ -164,6 +185,11 @@ impl HttpContext for Stream {
             .flatten()
             .and_then(|authority| headers::request_authority(&shared.hosts, &authority));
         let Some(origin_authority) = origin_authority else {
+            if let Some(redirect) = &shared.config.redirect {
+                if let Some(action) = self.geo_redirect(&shared, redirect) {
+                    return action;
+                }
+            }
             shared.metrics.add(Counter::RequestsOther, 1);
             return Action::Continue;
         };
@@ -277,6 +303,71 @@ impl HttpContext for Stream {
 }
 
 impl Stream {
+    /// Sends the geo redirect if the request gets one (then returns the action to end the
+    /// request's filter chain with).
+    fn geo_redirect(&mut self, shared: &Shared, redirect: &RedirectConfig) -> Option<Action> {
+        let Ok(pairs) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
+            self.tally.host_errors += 1;
+            return None;
+        };
+        let first = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        let cookies: Vec<&[u8]> = pairs
+            .iter()
+            .filter(|(k, _)| k == "cookie")
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        let facts = RequestFacts {
+            method: first(":method").unwrap_or_default(),
+            authority: first(":authority").unwrap_or_default(),
+            path: first(":path").unwrap_or_default(),
+            country: redirect.country_header.as_deref().and_then(first),
+            cookies: &cookies,
+        };
+        let source = || {
+            let raw = hostcalls::get_property(vec!["source", "address"]).ok()??;
+            let text = std::str::from_utf8(&raw).ok()?;
+            match text.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr.ip()),
+                Err(_) => text.parse::<IpAddr>().ok(),
+            }
+        };
+        match redirect.decide(&shared.hosts, &facts, source) {
+            Decision::Redirect(r) => {
+                let max_age = r.cache_control.as_str();
+                let headers = vec![
+                    ("location", r.location.as_str()),
+                    ("cache-control", max_age),
+                    ("content-type", "text/html; charset=utf-8"),
+                ];
+                match hostcalls::send_http_response(
+                    u32::from(r.status),
+                    headers,
+                    Some(r.body.as_bytes()),
+                ) {
+                    Ok(()) => {
+                        shared.metrics.add(Counter::Redirects, 1);
+                        Some(Action::Pause)
+                    }
+                    Err(status) => {
+                        log::warn!("cannot send the geo redirect: {status:?}");
+                        self.tally.host_errors += 1;
+                        None
+                    }
+                }
+            }
+            Decision::Stay(Stay::OptOut) => {
+                shared.metrics.add(Counter::RedirectOptOuts, 1);
+                None
+            }
+            Decision::Stay(_) => None,
+        }
+    }
+
     fn set_header(&mut self, map: MapType, name: &str, value: &[u8]) {
         match hostcalls::set_map_value_bytes(map, name, Some(value)) {
             Ok(()) => self.tally.headers_rewritten += 1,

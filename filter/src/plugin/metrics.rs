@@ -33,9 +33,13 @@ pub enum Counter {
     TailsDropped,
     /// Host calls that failed; the response went on unmodified from that point.
     HostErrors,
+    /// Geo redirects sent.
+    Redirects,
+    /// Requests from a redirected country that stayed because of the opt-out cookie.
+    RedirectOptOuts,
 }
 
-const ALL: [(Counter, &str); 11] = [
+const ALL: [(Counter, &str); 13] = [
     (Counter::RequestsMirror, "ferry.requests_mirror"),
     (Counter::RequestsOther, "ferry.requests_other"),
     (Counter::BodiesRewritten, "ferry.bodies_rewritten"),
@@ -50,6 +54,8 @@ const ALL: [(Counter, &str); 11] = [
     (Counter::HeadersRewritten, "ferry.headers_rewritten"),
     (Counter::TailsDropped, "ferry.tails_dropped"),
     (Counter::HostErrors, "ferry.host_errors"),
+    (Counter::Redirects, "ferry.redirects"),
+    (Counter::RedirectOptOuts, "ferry.redirect_opt_outs"),
 ];
 
 // `Counter as usize` indexes `ALL`.
