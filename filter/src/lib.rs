@@ -14,6 +14,8 @@
 //! * [`config`]: the JSON plugin configuration, parsed then validated.
 //! * [`domain`]: domain-name validation, label-boundary byte classes, host mapping.
 //! * [`rewrite`]: the streaming origin -> mirror body rewriter.
+//! * [`integrity`]: dropping `integrity` attributes of same-site scripts and stylesheets.
+//! * [`body`]: the body pipeline (integrity, then domains) and its streaming driver.
 //! * [`headers`]: which request and response headers change, and how.
 //! * [`policy`]: per-response decisions: rewrite the body or not, `Content-Length`, `ETag`.
 //! * [`redirect`]: the geo redirect of visitors from listed countries to the mirror host.
@@ -21,9 +23,11 @@
 //! * `plugin` (wasm32 only): the proxy-wasm root and HTTP contexts, and the metrics.
 #![forbid(unsafe_code)]
 
+pub mod body;
 pub mod config;
 pub mod domain;
 pub mod headers;
+pub mod integrity;
 pub mod networks;
 pub mod policy;
 pub mod redirect;

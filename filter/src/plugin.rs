@@ -25,12 +25,13 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
+use crate::body::BodyRewriter;
 use crate::config::Config;
 use crate::domain::HostMap;
 use crate::headers;
 use crate::policy::{self, BodyPlan, PassReason, ResponseFacts};
 use crate::redirect::{Decision, RedirectConfig, RequestFacts, Stay};
-use crate::rewrite::{self, Rewriter};
+use crate::rewrite;
 use metrics::{Counter, Metrics, Tally};
 
 /// The largest buffer the filter asks Envoy to hold (`Action::Pause`) while a domain name may
@@ -48,7 +49,7 @@ proxy_wasm::main! {{
 struct Shared {
     config: Config,
     hosts: HostMap,
-    rewriter: Rewriter,
+    body: BodyRewriter,
     metrics: Rc<Metrics>,
 }
 
@@ -79,7 +80,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let rewriter = match Rewriter::new(&config.domains) {
+        let body = match BodyRewriter::new(&config) {
             Ok(r) => r,
             Err(e) => {
                 log::error!("invalid configuration: domains: {e}");
@@ -120,7 +121,7 @@ impl RootContext for Root {
         }
         self.shared = Some(Rc::new(Shared {
             hosts: HostMap::new(&config.domains),
-            rewriter,
+            body,
             config,
             metrics,
         }));
@@ -154,6 +155,8 @@ enum Body {
 struct Flow {
     /// The raw bytes before the first byte still to decide.
     context: rewrite::Context,
+    /// The response is HTML (same-site `integrity` attributes may be dropped).
+    html: bool,
     /// Envoy holds the undecided tail for us, with the chunk it ended (`Action::Pause`).
     paused: bool,
     /// While paused: how many bytes at the front of Envoy's buffer are final output.
@@ -256,7 +259,13 @@ impl HttpContext for Stream {
         match decision.body {
             BodyPlan::Rewrite => {
                 shared.metrics.add(Counter::BodiesRewritten, 1);
-                self.body = Body::Rewrite(Flow::default());
+                let html = first("content-type")
+                    .map(policy::media_type)
+                    .is_some_and(|t| t == "text/html" || t == "application/xhtml+xml");
+                self.body = Body::Rewrite(Flow {
+                    html,
+                    ..Flow::default()
+                });
             }
             BodyPlan::Pass(PassReason::Compressed) => {
                 shared.metrics.add(Counter::BodiesPassedCompressed, 1)
@@ -390,7 +399,7 @@ impl Stream {
             .collect();
         let new: Vec<Option<Vec<u8>>> = values
             .iter()
-            .map(|v| headers::response_value(name, v, &shared.hosts, &shared.rewriter))
+            .map(|v| headers::response_value(name, v, &shared.hosts, &shared.body.rewriter))
             .collect();
         let changed = new.iter().filter(|n| n.is_some()).count();
         if changed == 0 {
@@ -442,11 +451,11 @@ impl Stream {
         };
 
         let mut out = Vec::new();
-        let progress = shared
-            .rewriter
-            .rewrite_chunk(flow.context, input, end_of_stream, &mut out);
-        let consumed = progress.consumed;
-        let decided: &[u8] = if progress.matches > 0 {
+        let step = shared
+            .body
+            .step(flow.context, input, end_of_stream, flow.html, &mut out);
+        let consumed = step.consumed;
+        let decided: &[u8] = if step.changed {
             &out
         } else {
             &input[..consumed]
@@ -455,7 +464,7 @@ impl Stream {
         // Envoy may hold a small buffer for us; a large one could reach its buffer limit, so
         // then the undecided tail is cut off and carried in front of the next chunk instead.
         let pause = !tail.is_empty() && buffer.len() <= PAUSE_LIMIT;
-        let rewritten = progress.matches > 0 || !carried.is_empty() || (!tail.is_empty() && !pause);
+        let rewritten = step.changed || !carried.is_empty() || (!tail.is_empty() && !pause);
         let keep_tail = pause && !tail.is_empty();
         let result = if !rewritten {
             Ok(())
@@ -476,7 +485,8 @@ impl Stream {
         }
         self.tally.body_bytes_in += consumed as u64;
         self.tally.body_bytes_out += decided.len() as u64;
-        self.tally.body_matches += progress.matches as u64;
+        self.tally.body_matches += step.matches as u64;
+        self.tally.integrity_removed += step.integrity_removed as u64;
         flow.context = flow.context.advance(&input[..consumed]);
         flow.paused = pause;
         flow.done = start + decided.len();

@@ -33,13 +33,15 @@ pub enum Counter {
     TailsDropped,
     /// Host calls that failed; the response went on unmodified from that point.
     HostErrors,
+    /// `integrity` attributes dropped from same-site scripts and stylesheets in HTML.
+    IntegrityRemoved,
     /// Geo redirects sent.
     Redirects,
     /// Requests from a redirected country that stayed because of the opt-out cookie.
     RedirectOptOuts,
 }
 
-const ALL: [(Counter, &str); 13] = [
+const ALL: [(Counter, &str); 14] = [
     (Counter::RequestsMirror, "ferry.requests_mirror"),
     (Counter::RequestsOther, "ferry.requests_other"),
     (Counter::BodiesRewritten, "ferry.bodies_rewritten"),
@@ -54,6 +56,7 @@ const ALL: [(Counter, &str); 13] = [
     (Counter::HeadersRewritten, "ferry.headers_rewritten"),
     (Counter::TailsDropped, "ferry.tails_dropped"),
     (Counter::HostErrors, "ferry.host_errors"),
+    (Counter::IntegrityRemoved, "ferry.integrity_removed"),
     (Counter::Redirects, "ferry.redirects"),
     (Counter::RedirectOptOuts, "ferry.redirect_opt_outs"),
 ];
@@ -108,6 +111,7 @@ pub struct Tally {
     pub headers_rewritten: u64,
     pub tails_dropped: u64,
     pub host_errors: u64,
+    pub integrity_removed: u64,
 }
 
 impl Tally {
@@ -119,5 +123,6 @@ impl Tally {
         metrics.add(Counter::HeadersRewritten, t.headers_rewritten);
         metrics.add(Counter::TailsDropped, t.tails_dropped);
         metrics.add(Counter::HostErrors, t.host_errors);
+        metrics.add(Counter::IntegrityRemoved, t.integrity_removed);
     }
 }
