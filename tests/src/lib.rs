@@ -16,6 +16,8 @@
 //! - [`body`]: [`Generator`] of deterministic large bodies and the streaming [`Digest`].
 //! - [`headers`]: header lists with duplicates, and case-insensitive lookups on them.
 //! - [`site`]: the demo site, full of origin-domain references and decoys.
+//! - [`mmdb`]: [`mmdb::CountryDb`], a writer of MaxMind DB country databases for Envoy's geoip
+//!   filter, from networks or a `NETWORK COUNTRY` text file.
 //!
 //! The `ferry-demo` binary (`src/bin/ferry-demo.rs`) serves the demo site through Envoy and the
 //! filter; `tests/harness.rs` tests this harness itself.
@@ -36,6 +38,7 @@ pub mod body;
 pub mod client;
 pub mod envoy;
 pub mod headers;
+pub mod mmdb;
 pub mod origin;
 pub mod paths;
 pub mod reply;
