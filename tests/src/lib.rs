@@ -16,6 +16,8 @@
 //! - [`body`]: [`Generator`] of deterministic large bodies and the streaming [`Digest`].
 //! - [`headers`]: header lists with duplicates, and case-insensitive lookups on them.
 //! - [`site`]: the demo site, full of origin-domain references and decoys.
+//! - [`browser`]: [`browser::Browser`], a headless Chromium driven over the DevTools protocol,
+//!   and the [`browser::Page`] record of every request it made and every console error.
 //! - [`mmdb`]: [`mmdb::CountryDb`], a writer of MaxMind DB country databases for Envoy's geoip
 //!   filter, from networks or a `NETWORK COUNTRY` text file.
 //!
@@ -35,6 +37,7 @@
 //! ```
 
 pub mod body;
+pub mod browser;
 pub mod client;
 pub mod envoy;
 pub mod headers;
