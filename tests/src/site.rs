@@ -59,6 +59,15 @@ pub const PAGES: &[(&str, &str)] = &[
     ("/api/products.json", "JSON API with escaped slashes"),
     ("/static/site.css", "stylesheet"),
     ("/static/app.js", "script"),
+    (
+        "/static/sri.js",
+        "script loaded with an integrity hash of the origin's version",
+    ),
+    ("/static/print.css", "print stylesheet (@import)"),
+    ("/favicon.ico", "icon (PNG)"),
+    ("/waves.png", "background image, on the CDN's img. host"),
+    ("/boat-1x.jpg", "product image, on the CDN's img. host"),
+    ("/boat-2x.jpg", "product image, on the CDN's img. host"),
     ("/static/logo.svg", "SVG image (text)"),
     ("/static/logo.png", "PNG-like binary (passes byte for byte)"),
     ("/login", "login page"),
@@ -153,10 +162,12 @@ impl Site {
                     )
                     .header(
                         "content-security-policy",
-                        &fill("default-src 'self' https://*.{O} https://{C}"),
+                        &fill("default-src 'self' https://*.{O} https://{C} https://*.{C}"),
                     )
                     // Three chunks, so even the demo exercises the streaming path.
-                    .chunks(split3(&fill(HOME))),
+                    .chunks(split3(
+                        &fill(HOME).replace("{SRI}", &sri_sha384(fill(SRI_JS).as_bytes())),
+                    )),
             ),
             ("/about", Reply::html(fill(ABOUT)).content_length()),
             ("/products/ferry-boat", Reply::html(fill(PRODUCT))),
@@ -173,6 +184,30 @@ impl Site {
             (
                 "/static/app.js",
                 Reply::ok("application/javascript", fill(JS)).content_length(),
+            ),
+            (
+                "/static/sri.js",
+                Reply::ok("application/javascript", fill(SRI_JS)).content_length(),
+            ),
+            (
+                "/static/print.css",
+                Reply::ok("text/css", fill(PRINT_CSS)).content_length(),
+            ),
+            (
+                "/favicon.ico",
+                Reply::ok("image/png", TINY_PNG.to_vec()).content_length(),
+            ),
+            (
+                "/waves.png",
+                Reply::ok("image/png", TINY_PNG.to_vec()).content_length(),
+            ),
+            (
+                "/boat-1x.jpg",
+                Reply::ok("image/png", TINY_PNG.to_vec()).content_length(),
+            ),
+            (
+                "/boat-2x.jpg",
+                Reply::ok("image/png", TINY_PNG.to_vec()).content_length(),
             ),
             (
                 "/static/logo.svg",
@@ -216,6 +251,15 @@ impl Site {
     }
 }
 
+/// The Subresource Integrity value (`sha384-<base64>`) of `content`.
+pub fn sri_sha384(content: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA384, content);
+    format!("sha384-{}", crate::browser::base64(digest.as_ref()))
+}
+
+/// A valid 1x1 transparent PNG, for the images pages load.
+const TINY_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\x0aIDATx\x9cc\0\x01\0\0\x05\0\x01\x0d\x0a\x2d\xb4\0\0\0\0IEND\xaeB`\x82";
+
 /// `text` in three pieces, cut at character boundaries near its thirds.
 fn split3(text: &str) -> Vec<String> {
     let cut = |at: usize| {
@@ -239,6 +283,7 @@ const HOME: &str = r#"<!doctype html>
   <link rel="canonical" href="https://www.{O}/">
   <link rel="stylesheet" href="//{C}/static/site.css">
   <script src="https://{C}/static/app.js" defer></script>
+  <script src="/static/sri.js" integrity="{SRI}" crossorigin="anonymous"></script>
   <script type="application/ld+json">{"@type":"WebSite","url":"https:\/\/www.{O}\/","logo":"https:\/\/{C}\/static\/logo.png"}</script>
 </head>
 <body>
@@ -290,6 +335,16 @@ const PARTNER = "https://{D2}/";
 fetch(API).then((r) => r.json()).then((j) => console.log(j.products[0].url));
 "#;
 
+/// Sets `window.ferrySri` so a browser test can see it ran; its origin URL makes the filter
+/// rewrite it, so its integrity hash (of the origin's version) no longer matches.
+const SRI_JS: &str = r#"// Loaded with an integrity hash.
+window.ferrySri = "https://www.{O}/static/sri.js";
+"#;
+
+const PRINT_CSS: &str = r#"body { color: #000; }
+a[href^="https://www.{O}/"]::after { content: " (www.{O})"; }
+"#;
+
 const SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="120" height="40">
   <a xlink:href="https://www.{O}/"><text x="4" y="28">www.{O}</text></a>
 </svg>
@@ -329,8 +384,11 @@ mod tests {
         let paths: Vec<&str> = pages.iter().map(|(path, _)| *path).collect();
         let listed: Vec<&str> = PAGES.iter().map(|(path, _)| *path).collect();
         assert_eq!(paths, listed);
-        for template in [HOME, ABOUT, PRODUCT, API, CSS, JS, SVG, LOGIN] {
+        for template in [
+            HOME, ABOUT, PRODUCT, API, CSS, JS, SVG, LOGIN, SRI_JS, PRINT_CSS,
+        ] {
             let page = site.fill(template);
+            let page = page.replace("{SRI}", "sha384-x");
             assert!(!page.contains("{O}") && !page.contains("{C}") && !page.contains("{D"));
             assert!(!page.contains("example"), "{page}");
         }
