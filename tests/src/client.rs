@@ -1,11 +1,21 @@
-//! A blocking HTTP client for tests: HTTP/1.1 or h2c prior knowledge, one connection per request.
+//! A blocking HTTP client for tests: HTTP/1.1 or h2c prior knowledge, one connection per request;
+//! or the same over TLS.
 //!
 //! Each [`Client`] owns a single-threaded tokio runtime and blocks on it, so plain `#[test]`
 //! functions can call it (not from inside async code). Responses keep headers in wire order with
 //! duplicates, and the trailers. [`Client::stream`] hands the body to a closure chunk by chunk and
 //! returns only its [`Digest`], for bodies of many MiB.
+//!
+//! [`Client::https`] connects to any address (a relay's, Envoy's) and speaks TLS with a server
+//! name (SNI, and the name the certificate must carry) and a CA file it trusts, nothing else:
+//! rustls with the ring provider given explicitly, ALPN `http/1.1` or (with [`Client::https_h2`])
+//! `h2`. A connection can also leave from a chosen local address ([`Client::with_source`], e.g.
+//! 127.0.0.3 to be "another host" on loopback) and start with raw bytes before anything else
+//! ([`Client::with_preamble`], e.g. a PROXY protocol header).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +23,10 @@ use http::header::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::TlsConnector;
 
 use crate::body::Digest;
 use crate::headers::{self, HeaderLookup};
@@ -35,6 +48,16 @@ pub enum ClientError {
     #[error("cannot connect to {addr}: {source}")]
     Connect {
         addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot use {path} as the CA to trust: {reason}")]
+    Ca { path: PathBuf, reason: String },
+    #[error("{name:?} is not a valid TLS server name")]
+    ServerName { name: String },
+    #[error("TLS handshake with {addr} as {name:?} failed: {source}")]
+    Tls {
+        addr: SocketAddr,
+        name: String,
         source: std::io::Error,
     },
     #[error("{version:?} handshake with {addr} failed: {source}")]
@@ -118,12 +141,16 @@ impl Request {
 
     /// The hyper request for `version`: HTTP/1.1 gets an origin-form target and a `Host`
     /// header, HTTP/2 an absolute URI from which hyper takes `:scheme` and `:authority`.
-    fn to_hyper(&self, version: Version) -> Result<http::Request<Full<Bytes>>, http::Error> {
+    fn to_hyper(
+        &self,
+        version: Version,
+        scheme: &str,
+    ) -> Result<http::Request<Full<Bytes>>, http::Error> {
         let mut builder = http::Request::builder().method(self.method.clone());
         builder = match version {
             Version::Http1 => builder.uri(self.path.as_str()).header("host", &self.host),
             Version::H2c => builder
-                .uri(format!("http://{}{}", self.host, self.path))
+                .uri(format!("{scheme}://{}{}", self.host, self.path))
                 .version(http::Version::HTTP_2),
         };
         for (name, value) in &self.headers {
@@ -183,11 +210,22 @@ pub struct Streamed {
     pub trailers: Vec<(String, String)>,
 }
 
+/// TLS settings: the server name to send and verify, and the connector trusting one CA.
+#[derive(Clone)]
+struct Tls {
+    name: String,
+    server_name: ServerName<'static>,
+    connector: TlsConnector,
+}
+
 /// A blocking client for one server address.
 pub struct Client {
     addr: SocketAddr,
     version: Version,
     timeout: Duration,
+    tls: Option<Tls>,
+    source: Option<IpAddr>,
+    preamble: Bytes,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -216,8 +254,91 @@ impl Client {
             addr,
             version,
             timeout: Duration::from_secs(60),
+            tls: None,
+            source: None,
+            preamble: Bytes::new(),
             runtime: Some(runtime),
         }
+    }
+
+    /// An HTTP/1.1 client over TLS for `addr`, sending and verifying `server_name` against the
+    /// CA certificates in the PEM file `ca`.
+    ///
+    /// # Panics
+    /// If `ca` cannot be read or holds no certificate, or `server_name` is not a valid name.
+    pub fn https(addr: SocketAddr, server_name: &str, ca: &Path) -> Self {
+        Self::http1(addr)
+            .try_tls(server_name, ca)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Like [`Client::https`], speaking HTTP/2 (ALPN `h2`).
+    ///
+    /// # Panics
+    /// As [`Client::https`].
+    pub fn https_h2(addr: SocketAddr, server_name: &str, ca: &Path) -> Self {
+        Self::h2c(addr)
+            .try_tls(server_name, ca)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// The same client speaking TLS: `server_name` is sent as SNI and must be in the server's
+    /// certificate, which must chain to a certificate in the PEM file `ca`. ALPN offers only
+    /// the client's version (`http/1.1`, or `h2` for [`Version::H2c`]).
+    pub fn try_tls(mut self, server_name: &str, ca: &Path) -> Result<Self, ClientError> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::CertificateDer;
+        let ca_error = |reason: String| ClientError::Ca {
+            path: ca.to_owned(),
+            reason,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(ca).map_err(|err| ca_error(err.to_string()))?;
+        for cert in certs {
+            let cert = cert.map_err(|err| ca_error(err.to_string()))?;
+            roots.add(cert).map_err(|err| ca_error(err.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(ca_error("no certificate in it".to_owned()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|err| ca_error(err.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = match self.version {
+            Version::Http1 => vec![b"http/1.1".to_vec()],
+            Version::H2c => vec![b"h2".to_vec()],
+        };
+        let server =
+            ServerName::try_from(server_name.to_owned()).map_err(|_| ClientError::ServerName {
+                name: server_name.to_owned(),
+            })?;
+        self.tls = Some(Tls {
+            name: server_name.to_owned(),
+            server_name: server,
+            connector: TlsConnector::from(Arc::new(config)),
+        });
+        Ok(self)
+    }
+
+    /// The same client, connecting from `ip` (any port) instead of the address the kernel picks.
+    pub fn with_source(mut self, ip: IpAddr) -> Self {
+        self.source = Some(ip);
+        self
+    }
+
+    /// The same client, writing `bytes` on every new connection before anything else (before
+    /// the TLS handshake too), e.g. a PROXY protocol header.
+    pub fn with_preamble(mut self, bytes: impl Into<Bytes>) -> Self {
+        self.preamble = bytes.into();
+        self
+    }
+
+    /// The address the client connects to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The same client with another timeout for each whole request and response.
@@ -278,9 +399,10 @@ impl Client {
             addr: self.addr,
             source,
         };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         let hyper_request =
             request
-                .to_hyper(self.version)
+                .to_hyper(self.version, scheme)
                 .map_err(|source| ClientError::Invalid {
                     method: request.method.to_string(),
                     path: request.path.clone(),
@@ -319,17 +441,64 @@ impl Client {
         Ok(streamed)
     }
 
-    /// Open a connection with the client's version and send one request on it.
+    /// Open a connection (TCP, the preamble, TLS if configured) and send one request on it.
     async fn connect_and_send(
         &self,
         request: http::Request<Full<Bytes>>,
     ) -> Result<http::Response<Incoming>, Failure> {
         let addr = self.addr;
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| Failure::Early(ClientError::Connect { addr, source }))?;
+        let connect_error = |source| Failure::Early(ClientError::Connect { addr, source });
+        let mut stream = self.connect_tcp().await.map_err(connect_error)?;
         // Nagle only adds latency to small test requests; failing to turn it off is harmless.
         let _ = stream.set_nodelay(true);
+        if !self.preamble.is_empty() {
+            stream
+                .write_all(&self.preamble)
+                .await
+                .map_err(connect_error)?;
+        }
+        match &self.tls {
+            None => self.send_on(stream, request).await,
+            Some(tls) => {
+                let stream = tls
+                    .connector
+                    .connect(tls.server_name.clone(), stream)
+                    .await
+                    .map_err(|source| {
+                        Failure::Early(ClientError::Tls {
+                            addr,
+                            name: tls.name.clone(),
+                            source,
+                        })
+                    })?;
+                self.send_on(stream, request).await
+            }
+        }
+    }
+
+    /// A TCP connection to the server, from the configured source address if any.
+    async fn connect_tcp(&self) -> std::io::Result<TcpStream> {
+        let Some(source) = self.source else {
+            return TcpStream::connect(self.addr).await;
+        };
+        let socket = match source {
+            IpAddr::V4(_) => TcpSocket::new_v4()?,
+            IpAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(self.addr).await
+    }
+
+    /// Send one request on an open connection with the client's version.
+    async fn send_on<I>(
+        &self,
+        stream: I,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<Incoming>, Failure>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let addr = self.addr;
         let io = TokioIo::new(stream);
         let handshake = |source| {
             Failure::Early(ClientError::Handshake {

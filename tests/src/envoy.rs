@@ -3,12 +3,16 @@
 //!
 //! [`Envoy::start`] writes the rendered config into a temp dir, runs Envoy on it with one worker
 //! and no hot restart, and waits (20 s at most, polling every 50 ms) for the admin address file,
-//! admin `/ready` answering `LIVE`, and the `mirror` listener's bound port. If Envoy exits first
-//! or the deadline passes, the error carries the tail of Envoy's log. Dropping the handle sends
-//! SIGTERM, then SIGKILL if Envoy is still there after 5 s, and reaps the process.
+//! admin `/ready` answering `LIVE`, and every listener's bound port. If Envoy exits first or the
+//! deadline passes, the error carries the tail of Envoy's log. Envoy's own log goes to a file
+//! ([`Envoy::log`]), its stdout (where the node configs write access logs) to another
+//! ([`Envoy::access_log`]). Dropping the handle sends SIGTERM, then SIGKILL if Envoy is still
+//! there after 5 s, and reaps the process.
 
 mod admin;
 mod config;
+pub mod node;
+mod yaml;
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 pub use admin::stat_value;
 pub use config::{ConfigError, EnvoyConfig};
 
-use admin::listener_when_ready;
+use admin::listeners_when_ready;
 
 use crate::client::{Client, ClientError, Request, Response};
 use crate::paths;
@@ -69,7 +73,7 @@ impl StartError {
 /// A running Envoy. Dropping it stops the process.
 pub struct Envoy {
     process: Process,
-    listener: SocketAddr,
+    listeners: Vec<(String, SocketAddr)>,
     admin: SocketAddr,
     admin_client: Client,
 }
@@ -106,13 +110,13 @@ impl Envoy {
                 });
             }
             if let Some((addr, client)) = &admin {
-                match listener_when_ready(client) {
-                    Ok(listener) => {
+                match listeners_when_ready(client) {
+                    Ok(listeners) => {
                         let admin = *addr;
                         let admin_client = Client::http1(admin);
                         return Ok(Self {
                             process,
-                            listener,
+                            listeners,
                             admin,
                             admin_client,
                         });
@@ -176,9 +180,33 @@ impl Envoy {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
-    /// Where the `mirror` listener accepts connections.
+    /// Where the main listener accepts connections: the one named `mirror` (envoy/ferry.yaml),
+    /// else the first one admin lists (for the node configs, `https`).
     pub fn listener_addr(&self) -> SocketAddr {
-        self.listener
+        self.listeners
+            .iter()
+            .find(|(name, _)| name == "mirror")
+            .or(self.listeners.first())
+            .map(|(_, addr)| *addr)
+            // Readiness requires at least one listener, so there is a first one.
+            .expect("a ready Envoy has a listener")
+    }
+
+    /// Where the listener named `name` accepts connections.
+    ///
+    /// # Panics
+    /// If Envoy has no such listener.
+    pub fn listener(&self, name: &str) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("Envoy has no listener named {name:?}: {:?}", self.listeners))
+    }
+
+    /// Every listener's name and address.
+    pub fn listeners(&self) -> &[(String, SocketAddr)] {
+        &self.listeners
     }
 
     /// Where admin answers.
@@ -199,17 +227,18 @@ impl Envoy {
     /// Wait up to `timeout` for a log line containing `needle` (Envoy flushes its log file
     /// every 50 ms); the line, or the whole log on timeout.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let log = self.log();
-            if let Some(line) = log.lines().find(|line| line.contains(needle)) {
-                return Ok(line.to_owned());
-            }
-            if Instant::now() >= deadline {
-                return Err(log);
-            }
-            std::thread::sleep(POLL);
-        }
+        wait_for_line(|| self.log(), needle, timeout)
+    }
+
+    /// What Envoy wrote to stdout so far: the access log of the node configs.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.process.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// Wait up to `timeout` for an access log line containing `needle` (flushed every 50 ms);
+    /// the line, or the whole access log on timeout.
+    pub fn wait_for_access_log(&self, needle: &str, timeout: Duration) -> Result<String, String> {
+        wait_for_line(|| self.access_log(), needle, timeout)
     }
 
     /// `GET path` on admin.
@@ -245,6 +274,25 @@ impl Envoy {
     }
 }
 
+/// Poll `text` until a line contains `needle`; the line, or the whole text on timeout.
+fn wait_for_line(
+    text: impl Fn() -> String,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = text();
+        if let Some(line) = all.lines().find(|line| line.contains(needle)) {
+            return Ok(line.to_owned());
+        }
+        if Instant::now() >= deadline {
+            return Err(all);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -273,6 +321,8 @@ impl Process {
         std::fs::write(&path, config).map_err(|err| format!("cannot write {path:?}: {err}"))?;
         let stderr = File::create(dir.path().join("stderr"))
             .map_err(|err| format!("cannot create Envoy's stderr file: {err}"))?;
+        let stdout = File::create(dir.path().join("stdout"))
+            .map_err(|err| format!("cannot create Envoy's stdout file: {err}"))?;
         let child = Command::new(bin)
             .arg("-c")
             .arg(&path)
@@ -285,7 +335,7 @@ impl Process {
             .args(["--file-flush-interval-msec", "50"])
             .current_dir(paths::workspace_root())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .map_err(|err| format!("cannot run {}: {err}", bin.display()))?;

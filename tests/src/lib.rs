@@ -1,18 +1,25 @@
 //! End-to-end test harness for Ferry: a real Envoy running the built filter, in front of a
-//! programmable test origin, driven by a blocking HTTP client; and the demo site.
+//! programmable test origin, driven by a blocking HTTP client; the whole deployment chain
+//! (ferry-relay, Envoy with a node config, an HTTPS origin) on loopback; and the demo site.
 //!
 //! Everything listens on 127.0.0.1 with ephemeral ports, every process is polled for readiness
-//! with a deadline and stopped on drop, and a missing Envoy or `.wasm` fails the test with a message
-//! that says how to get it, never a silent skip.
+//! with a deadline and stopped on drop, and a missing Envoy, `.wasm` or `ferry-relay` fails the
+//! test with a message that says how to get it, never a silent skip.
 //!
 //! # Layout
-//! - [`paths`]: the workspace root, the built `.wasm`, the Envoy binary.
-//! - [`envoy`]: [`EnvoyConfig`] (the shipped `envoy/ferry.yaml`, patched for a test) and
-//!   [`Envoy`] (the process: start, readiness, admin, stats, log, validate, stop).
-//! - [`origin`]: [`Origin`], the test origin server (HTTP/1.1 and h2c) that records requests.
+//! - [`paths`]: the workspace root, the built `.wasm`, the Envoy binary, the relay binary.
+//! - [`envoy`]: [`EnvoyConfig`] (a shipped config, `envoy/ferry.yaml` or a node config, patched
+//!   for a test), [`Envoy`] (the process: start, readiness, admin, stats, logs, validate, stop)
+//!   and [`envoy::node`] (the files the node configs name, and local stand-ins for them).
+//! - [`origin`]: [`Origin`], the test origin server (HTTP/1.1 and h2c, or HTTPS) that records
+//!   requests.
 //! - [`reply`]: [`Reply`], what the origin answers on a route: status, headers, body chunks,
 //!   trailers, gzip, generated bodies of any size.
-//! - [`client`]: [`Client`], a blocking HTTP/1.1 and h2c client, whole or streamed responses.
+//! - [`client`]: [`Client`], a blocking HTTP/1.1 and h2c client (or HTTPS with a given CA and
+//!   server name), whole or streamed responses.
+//! - [`pki`]: [`pki::Pki`], a local CA writing `ca.pem` and leaf certificates as PEM files.
+//! - [`relay`]: [`relay::Relay`], the `ferry-relay` binary run from a generated config.
+//! - [`chain`]: [`chain::Chain`], relay -> Envoy (`envoy/us-east.yaml`) -> HTTPS origin.
 //! - [`body`]: [`Generator`] of deterministic large bodies and the streaming [`Digest`].
 //! - [`headers`]: header lists with duplicates, and case-insensitive lookups on them.
 //! - [`site`]: the demo site, full of origin-domain references and decoys.
@@ -21,8 +28,8 @@
 //! - [`mmdb`]: [`mmdb::CountryDb`], a writer of MaxMind DB country databases for Envoy's geoip
 //!   filter, from networks or a `NETWORK COUNTRY` text file.
 //!
-//! The `ferry-demo` binary (`src/bin/ferry-demo.rs`) serves the demo site through Envoy and the
-//! filter; `tests/harness.rs` tests this harness itself.
+//! The `ferry-demo` binary (`src/bin/ferry-demo.rs`) runs the whole chain in front of the demo
+//! site (or a real origin); `tests/harness.rs` tests this harness itself.
 //!
 //! # Example
 //! ```no_run
@@ -38,12 +45,15 @@
 
 pub mod body;
 pub mod browser;
+pub mod chain;
 pub mod client;
 pub mod envoy;
 pub mod headers;
 pub mod mmdb;
 pub mod origin;
 pub mod paths;
+pub mod pki;
+pub mod relay;
 pub mod reply;
 pub mod site;
 

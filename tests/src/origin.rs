@@ -5,6 +5,12 @@
 //! behind Envoy's HTTP/1.1 and HTTP/2 upstream codecs. It runs on its own tokio runtime, owned by
 //! the handle and shut down when the handle is dropped, so plain `#[test]` functions can use it.
 //! Routes may be added at any time: start the origin, start Envoy pointed at it, then add routes.
+//!
+//! [`Origin::start_tls`] serves HTTPS instead, with a certificate from [`crate::pki`]: rustls with
+//! the ring provider (given explicitly; no process-wide default is assumed), TLS 1.2 and 1.3,
+//! ALPN `h2` and `http/1.1` (as the [`Protocol`] allows). Each recorded request carries the SNI
+//! the client sent. A failed handshake (a client that rejects the certificate) ends only that
+//! connection and records nothing.
 
 use std::collections::HashMap;
 use std::io;
@@ -17,9 +23,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::headers::{self, HeaderLookup};
+use crate::pki::Leaf;
 use crate::reply::{ChannelBody, Reply};
 
 /// The HTTP versions the origin accepts.
@@ -49,6 +58,9 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// The request body.
     pub body: Bytes,
+    /// The server name the client sent in its TLS handshake (`None` over plain TCP, or when the
+    /// client sent none).
+    pub sni: Option<String>,
 }
 
 impl Recorded {
@@ -121,6 +133,32 @@ impl Origin {
 
     /// Start an origin on `addr` (port 0 for an ephemeral one), speaking `protocol`.
     pub fn bind(addr: SocketAddr, protocol: Protocol) -> io::Result<Self> {
+        Self::bind_with(addr, protocol, None)
+    }
+
+    /// Start an HTTPS origin on 127.0.0.1 with an ephemeral port, presenting `leaf`, speaking
+    /// HTTP/1.1 and HTTP/2 (chosen by ALPN).
+    ///
+    /// # Panics
+    /// If the runtime or the socket cannot be created, or rustls refuses the certificate.
+    pub fn start_tls(leaf: &Leaf) -> Self {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::bind_tls(any_port, Protocol::Auto, leaf)
+            .unwrap_or_else(|err| panic!("cannot start the HTTPS test origin on {any_port}: {err}"))
+    }
+
+    /// Start an HTTPS origin on `addr` presenting `leaf`; `protocol` decides the ALPN protocols
+    /// offered (`Auto`: `h2` and `http/1.1`).
+    pub fn bind_tls(addr: SocketAddr, protocol: Protocol, leaf: &Leaf) -> io::Result<Self> {
+        let acceptor = tls_acceptor(leaf, protocol)?;
+        Self::bind_with(addr, protocol, Some(acceptor))
+    }
+
+    fn bind_with(
+        addr: SocketAddr,
+        protocol: Protocol,
+        tls: Option<TlsAcceptor>,
+    ) -> io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("test-origin")
@@ -134,7 +172,7 @@ impl Origin {
             TcpListener::from_std(std_listener)?
         };
         let state = Arc::new(State::default());
-        runtime.spawn(serve(listener, protocol, Arc::clone(&state)));
+        runtime.spawn(serve(listener, protocol, tls, Arc::clone(&state)));
         Ok(Self {
             addr,
             state,
@@ -197,8 +235,35 @@ impl Drop for Origin {
     }
 }
 
+/// The rustls acceptor for `leaf`, with the ALPN protocols `protocol` allows.
+fn tls_acceptor(leaf: &Leaf, protocol: Protocol) -> io::Result<TlsAcceptor> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = CertificateDer::from(leaf.cert_der.clone());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone()));
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| {
+            builder
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+        })
+        .map_err(io::Error::other)?;
+    config.alpn_protocols = match protocol {
+        Protocol::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        Protocol::Http1 => vec![b"http/1.1".to_vec()],
+        Protocol::H2c => vec![b"h2".to_vec()],
+    };
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Accept connections until the runtime shuts down.
-async fn serve(listener: TcpListener, protocol: Protocol, state: Arc<State>) {
+async fn serve(
+    listener: TcpListener,
+    protocol: Protocol,
+    tls: Option<TlsAcceptor>,
+    state: Arc<State>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _peer)) => stream,
@@ -207,26 +272,54 @@ async fn serve(listener: TcpListener, protocol: Protocol, state: Arc<State>) {
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            match protocol {
-                Protocol::Auto => {}
-                Protocol::Http1 => builder = builder.http1_only(),
-                Protocol::H2c => builder = builder.http2_only(),
+            match tls {
+                None => serve_connection(stream, protocol, None, state).await,
+                Some(acceptor) => {
+                    // A failed handshake (the client refused our certificate) ends only this
+                    // connection.
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let (_, session) = stream.get_ref();
+                    let sni = session.server_name().map(str::to_owned);
+                    let protocol = match session.alpn_protocol() {
+                        Some(b"h2") => Protocol::H2c,
+                        Some(b"http/1.1") => Protocol::Http1,
+                        _ => protocol,
+                    };
+                    serve_connection(stream, protocol, sni, state).await;
+                }
             }
-            let service = service_fn(move |request| handle(Arc::clone(&state), request));
-            // A connection error (Envoy resetting a stream, a client going away) ends only this
-            // connection; the test sees its effect through the client.
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
         });
     }
+}
+
+/// Serve HTTP on one connection (plain TCP or TLS) until it closes.
+async fn serve_connection<S>(stream: S, protocol: Protocol, sni: Option<String>, state: Arc<State>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    match protocol {
+        Protocol::Auto => {}
+        Protocol::Http1 => builder = builder.http1_only(),
+        Protocol::H2c => builder = builder.http2_only(),
+    }
+    let sni = Arc::new(sni);
+    let service = service_fn(move |request| handle(Arc::clone(&state), Arc::clone(&sni), request));
+    // A connection error (Envoy resetting a stream, a client going away) ends only this
+    // connection; the test sees its effect through the client.
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// Record one request and answer it from the route table.
 async fn handle(
     state: Arc<State>,
+    sni: Arc<Option<String>>,
     request: http::Request<Incoming>,
 ) -> Result<http::Response<ChannelBody>, hyper::Error> {
     let (parts, body) = request.into_parts();
@@ -242,6 +335,7 @@ async fn handle(
         authority: parts.uri.authority().map(|authority| authority.to_string()),
         headers: headers::to_list(&parts.headers),
         body,
+        sni: (*sni).clone(),
     };
     let handler = {
         let routes = lock(&state.routes);

@@ -1,8 +1,9 @@
-//! Where the workspace, the built filter and the Envoy binary are.
+//! Where the workspace, the built filter, the relay and the Envoy binary are.
 //!
-//! The end-to-end tests need two artifacts that `cargo test` does not build: the filter compiled
-//! for wasm32-wasip1, and the pinned Envoy. When either is missing the tests fail with a message
-//! that says how to get it; they never skip. The `try_` functions return that message instead of
+//! The end-to-end tests need artifacts that `cargo test -p ferry-tests` does not build: the filter
+//! compiled for wasm32-wasip1, the pinned Envoy, and (for the chain tests) the `ferry-relay`
+//! binary. When one is missing the tests fail with a message that says how to get it; they never
+//! skip. The `try_` functions return that message instead of
 //! panicking, for the demo binary, which prints it as one line.
 
 use std::env;
@@ -11,6 +12,9 @@ use std::path::{Path, PathBuf};
 /// The message for a missing `.wasm`: how to build it.
 const WASM_HOWTO: &str =
     "run `./run setup` or `cargo build --release --target wasm32-wasip1 -p ferry-filter`";
+
+/// The message for a missing relay binary: how to build it.
+const RELAY_HOWTO: &str = "run `cargo build -p ferry-relay` (./run test builds it)";
 
 /// The message for a missing Envoy: how to install it.
 const ENVOY_HOWTO: &str =
@@ -59,6 +63,30 @@ pub fn try_wasm_path() -> Result<PathBuf, String> {
         Err(format!(
             "the Ferry filter is not built: {from}{} does not exist; {WASM_HOWTO}",
             path.display()
+        ))
+    }
+}
+
+/// The relay binary: `$FERRY_RELAY`, else `<root>/target/debug/ferry-relay`.
+///
+/// # Panics
+/// When the file does not exist, with a message that says how to build it.
+pub fn relay_bin() -> PathBuf {
+    try_relay_bin().unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// Like [`relay_bin`], with the message as an error instead of a panic.
+pub fn try_relay_bin() -> Result<PathBuf, String> {
+    let (bin, from) = match env::var_os("FERRY_RELAY") {
+        Some(bin) if !bin.is_empty() => (PathBuf::from(bin), "FERRY_RELAY="),
+        _ => (workspace_root().join("target/debug/ferry-relay"), ""),
+    };
+    if is_executable(&bin) {
+        Ok(absolute(bin))
+    } else {
+        Err(format!(
+            "ferry-relay is not built: {from}{} is not an executable file; {RELAY_HOWTO}",
+            bin.display()
         ))
     }
 }

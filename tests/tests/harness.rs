@@ -1,6 +1,7 @@
-//! Tests of the end-to-end harness itself, not of Ferry's rewriting: the shipped configs validate,
-//! Envoy without the filter carries the demo site, trailers, gzip and large bodies unchanged, and
-//! Envoy refuses a bad plugin configuration with a log line from the filter naming the field.
+//! Tests of the end-to-end harness itself, not of Ferry's rewriting: Envoy without the filter
+//! carries the demo site, trailers, gzip and large bodies unchanged, Envoy refuses a bad plugin
+//! configuration with a log line from the filter naming the field, and the TLS origin and client
+//! work together. (`tests/nodes.rs` checks that every shipped Envoy config validates.)
 //!
 //! They need the real Envoy, and some the built `.wasm`; when either is missing they fail with
 //! a message that says how to get it.
@@ -16,30 +17,6 @@ use ferry_tests::{paths, Client, Envoy, EnvoyConfig, Generator, Origin, Reply, R
 fn unused_origin() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address")
-}
-
-#[test]
-fn every_shipped_envoy_config_validates() {
-    // The shipped configs load the filter by a relative path; fail with how to build it.
-    paths::wasm_path();
-    let mut checked = Vec::new();
-    for entry in std::fs::read_dir(paths::envoy_dir()).expect("read envoy/") {
-        let path = entry.expect("read envoy/").path();
-        if path
-            .extension()
-            .is_some_and(|ext| ext == "yaml" || ext == "yml")
-        {
-            if let Err(output) = Envoy::validate(&path) {
-                panic!("{} does not validate:\n{output}", path.display());
-            }
-            checked.push(path);
-        }
-    }
-    assert!(
-        !checked.is_empty(),
-        "no *.yaml found in {}",
-        paths::envoy_dir().display()
-    );
 }
 
 #[test]
@@ -188,4 +165,55 @@ fn the_shipped_configuration_starts_with_the_filter() {
         .admin_get("/stats?filter=ferry")
         .expect("admin answers");
     assert_eq!(stats.status, 200);
+}
+
+#[test]
+fn the_tls_origin_and_client_agree_on_names_protocols_and_trust() {
+    use ferry_tests::client::ClientError;
+    use ferry_tests::pki::Pki;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = Pki::new(&dir.path().join("ca")).expect("CA");
+    let leaf = pki.issue(&["example.com", "*.example.com"]).expect("leaf");
+    let origin = Origin::start_tls(&leaf);
+    origin.route("/", Reply::html("<p>over TLS</p>"));
+
+    for (client, version) in [
+        (
+            Client::https(origin.addr(), "www.example.com", &pki.ca_path()),
+            "HTTP/1.1",
+        ),
+        (
+            Client::https_h2(origin.addr(), "www.example.com", &pki.ca_path()),
+            "HTTP/2.0",
+        ),
+    ] {
+        let response = client.get("www.example.com", "/");
+        assert_eq!(response.status, 200, "{version}: {}", response.text());
+        assert_eq!(response.text(), "<p>over TLS</p>");
+        let seen = origin.last_request().expect("recorded");
+        assert_eq!(seen.version, version);
+        assert_eq!(seen.sni.as_deref(), Some("www.example.com"));
+        assert_eq!(seen.host(), Some("www.example.com"));
+    }
+
+    // A name the certificate does not carry, and a CA that did not issue it, are refused.
+    let wrong_name = Client::https(origin.addr(), "example.cn", &pki.ca_path())
+        .send(&Request::get("example.cn", "/"));
+    assert!(
+        matches!(wrong_name, Err(ClientError::Tls { .. })),
+        "{wrong_name:?}"
+    );
+    let other = Pki::new(&dir.path().join("other")).expect("another CA");
+    let untrusted = Client::https(origin.addr(), "example.com", &other.ca_path())
+        .send(&Request::get("example.com", "/"));
+    assert!(
+        matches!(untrusted, Err(ClientError::Tls { .. })),
+        "{untrusted:?}"
+    );
+    assert_eq!(
+        origin.requests().len(),
+        2,
+        "refused handshakes record nothing"
+    );
 }

@@ -1,38 +1,88 @@
-//! `ferry-demo`: Envoy + the Ferry filter in front of a built-in demo origin, until Ctrl-C.
+//! `ferry-demo`: the whole chain on loopback, until Ctrl-C:
+//! curl -> `ferry-relay` (127.0.0.1:8443, PROXY v2) -> Envoy with `envoy/us-east.yaml` (TLS,
+//! geoip, Ferry) -> the demo origin over HTTPS.
 //!
-//! Started by `./run demo` (which builds the filter and sets `FERRY_WASM` and `ENVOY_BIN`). It
-//! serves the demo site (see `ferry_tests::site`) from 127.0.0.1 on an ephemeral port, runs Envoy
-//! with the shipped `envoy/ferry.yaml` pointed at it, checks once that the mirror page comes back
-//! rewritten, and prints curl lines to see it. Bad flags exit 64 before anything is bound; a busy
-//! port or an Envoy that fails exits 1 with one line that says why.
+//! Started by `./run demo` (which builds the filter and `ferry-relay`). It writes a local CA
+//! (`ca.pem`), the certificates and a GeoIP database built from `tests/data/geo-sample.txt` into
+//! a state directory (`target/ferry-demo/`), starts the chain with [`Chain`], checks every curl
+//! line it is about to print by making the same request itself, and prints them. In the sample
+//! database 127.0.0.2 is in China and 127.0.0.3 in the United States, so `curl --interface
+//! 127.0.0.2` is a visitor from China (the relay passes that address on in its PROXY header).
+//!
+//! `--origin https://www.example.com` puts a real origin behind the chain instead of the demo
+//! site (verified against the system CA bundle, SNI from the URL); `--cert`/`--key` give a real
+//! certificate for the mirror domain, `--mirror` its name. Bad flags exit 64 before anything is
+//! started; a busy port or a part that fails exits 1 with one line that says why.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use ferry_tests::envoy::StartError;
-use ferry_tests::origin::Protocol;
-use ferry_tests::site::{Site, PAGES};
-use ferry_tests::{paths, Client, Envoy, EnvoyConfig, Origin};
+use ferry_tests::chain::{Chain, ChainOptions, OriginKind};
+use ferry_tests::envoy::node;
+use ferry_tests::site::PAGES;
+use ferry_tests::{paths, Client, EnvoyConfig, Request, Response};
 
 /// Exit status for bad command-line flags (sysexits EX_USAGE).
 const EX_USAGE: u8 = 64;
+/// Visitors from China and from the United States in `tests/data/geo-sample.txt`.
+const CHINA: &str = "127.0.0.2";
+const UNITED_STATES: &str = "127.0.0.3";
 
-/// Envoy + the Ferry filter in front of a built-in demo site.
+/// The Ferry chain on loopback: ferry-relay -> Envoy (envoy/us-east.yaml) -> an HTTPS origin.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
-    /// Where Envoy listens for visitors.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:10000")]
+    /// Where ferry-relay accepts visitors (HTTPS for the mirror and the origin domain).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
     /// Where Envoy's admin interface listens.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
     admin: SocketAddr,
-    /// The Envoy config to run (its listener, admin and origin addresses are replaced).
-    #[arg(long, value_name = "FILE", default_value_os_t = paths::shipped_config())]
+    /// Where the CA, the certificates and the GeoIP database are written.
+    #[arg(long, value_name = "DIR", default_value_os_t = default_state_dir())]
+    state_dir: PathBuf,
+    /// The Envoy node config (its addresses and files are replaced).
+    #[arg(long, value_name = "FILE", default_value_os_t = node::us_east())]
     config: PathBuf,
+    /// A real origin instead of the demo site, e.g. `https://www.example.com`: its certificate is
+    /// verified against --origin-ca for the URL's host, which is also the SNI.
+    #[arg(long, value_name = "URL")]
+    origin: Option<String>,
+    /// The CA bundle that verifies --origin.
+    #[arg(long, value_name = "FILE", default_value = node::SYSTEM_CA)]
+    origin_ca: PathBuf,
+    /// The origin domain whose names are rewritten [default: example.com, or the --origin host
+    /// without a leading "www."].
+    #[arg(long, value_name = "NAME")]
+    origin_domain: Option<String>,
+    /// The mirror domain.
+    #[arg(long, value_name = "NAME", default_value = "example.cn")]
+    mirror: String,
+    /// A certificate chain (PEM) for the mirror domain instead of one from the demo CA.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// A MaxMind country database instead of the one built from tests/data/geo-sample.txt.
+    #[arg(long, value_name = "FILE")]
+    geo_db: Option<PathBuf>,
+}
+
+fn default_state_dir() -> PathBuf {
+    paths::workspace_root().join("target/ferry-demo")
+}
+
+/// The flags, checked: what to start.
+struct Plan {
+    options: ChainOptions,
+    origin_domain: String,
+    mirror: String,
+    remote: Option<String>,
+    own_cert: bool,
 }
 
 fn main() -> ExitCode {
@@ -48,7 +98,14 @@ fn main() -> ExitCode {
             };
         }
     };
-    match run(&cli) {
+    let plan = match plan(&cli) {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprintln!("ferry-demo: {message}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    match run(&cli, plan) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("ferry-demo: error: {message}");
@@ -57,90 +114,395 @@ fn main() -> ExitCode {
     }
 }
 
-/// Start the origin and Envoy, say how to use them, wait for a signal, stop.
-fn run(cli: &Cli) -> Result<(), String> {
+/// Check the flags and turn them into chain options.
+fn plan(cli: &Cli) -> Result<Plan, String> {
+    let remote = cli.origin.as_deref().map(parse_origin).transpose()?;
+    let origin_domain = match (&cli.origin_domain, &remote) {
+        (Some(domain), _) => domain.clone(),
+        (None, Some((host, _))) => host.strip_prefix("www.").unwrap_or(host).to_owned(),
+        (None, None) => "example.com".to_owned(),
+    };
+    if !is_host_name(&origin_domain) {
+        return Err(format!(
+            "--origin-domain {origin_domain:?} is not a domain name such as example.com"
+        ));
+    }
+    if !is_domain(&cli.mirror) {
+        return Err(format!(
+            "--mirror {:?} is not a domain name such as example.cn",
+            cli.mirror
+        ));
+    }
+    if origin_domain == cli.mirror {
+        return Err(format!(
+            "--mirror {:?} is also the origin domain; they must differ",
+            cli.mirror
+        ));
+    }
+    for path in [&cli.cert, &cli.key, &cli.geo_db].into_iter().flatten() {
+        if !path.is_file() {
+            return Err(format!("{} is not a file", path.display()));
+        }
+    }
+    if remote.is_some() && !cli.origin_ca.is_file() {
+        return Err(format!(
+            "--origin-ca {} is not a file",
+            cli.origin_ca.display()
+        ));
+    }
+
+    // The shipped plugin configuration with the demo's domains, and the redirect's Location
+    // on the relay's port so that following it works.
+    let shipped = EnvoyConfig::load(&cli.config)
+        .map_err(|err| err.to_string())?
+        .plugin_config_json()
+        .ok_or_else(|| format!("{}: no Ferry plugin configuration", cli.config.display()))?;
+    let mut json: serde_json::Value = serde_json::from_str(&shipped)
+        .map_err(|err| format!("{}: the plugin configuration: {err}", cli.config.display()))?;
+    let pair = json["domains"]
+        .get_mut(0)
+        .ok_or_else(|| format!("{}: no domain pair", cli.config.display()))?;
+    pair["origin"] = origin_domain.clone().into();
+    pair["mirror"] = cli.mirror.clone().into();
+    if cli.listen.port() != 443 {
+        if let Some(redirect) = json.get_mut("redirect") {
+            redirect["port"] = cli.listen.port().into();
+        }
+    }
+
+    let origin = match &remote {
+        Some((host, port)) => OriginKind::Remote {
+            host: host.clone(),
+            port: *port,
+            ca: cli.origin_ca.clone(),
+        },
+        None => OriginKind::Site,
+    };
+    let options = ChainOptions {
+        config: cli.config.clone(),
+        dir: Some(cli.state_dir.clone()),
+        origin,
+        origin_domain: origin_domain.clone(),
+        mirror_domain: cli.mirror.clone(),
+        mirror_cert: cli.cert.clone().zip(cli.key.clone()),
+        relay_listen: cli.listen,
+        admin: cli.admin,
+        plugin_config: Some(json.to_string()),
+        geo_db: cli.geo_db.clone(),
+        ..ChainOptions::default()
+    };
+    Ok(Plan {
+        options,
+        origin_domain,
+        mirror: cli.mirror.clone(),
+        remote: cli.origin.clone(),
+        own_cert: cli.cert.is_some(),
+    })
+}
+
+/// `https://host[:port][/]` as (host, port).
+fn parse_origin(url: &str) -> Result<(String, u16), String> {
+    let invalid = |reason: &str| format!("--origin {url:?} is not valid: {reason}");
+    let uri: http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(invalid("expected https://HOST[:PORT]"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(invalid(
+            "a path or query cannot be proxied to; give the site's root",
+        ));
+    }
+    let host = uri.host().ok_or_else(|| invalid("no host"))?;
+    if host.parse::<IpAddr>().is_ok() || !is_host_name(host) {
+        return Err(invalid(
+            "the host must be a DNS name (the SNI, and the name its certificate must carry)",
+        ));
+    }
+    Ok((host.to_ascii_lowercase(), uri.port_u16().unwrap_or(443)))
+}
+
+/// A DNS name of two or more labels.
+fn is_domain(name: &str) -> bool {
+    name.contains('.') && is_host_name(name)
+}
+
+/// Dot-separated labels of letters, digits and hyphens.
+fn is_host_name(name: &str) -> bool {
+    name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
+}
+
+/// Start the chain, check and print the curl lines, wait for a signal, stop.
+fn run(cli: &Cli, plan: Plan) -> Result<(), String> {
     for (what, addr) in [("--listen", cli.listen), ("--admin", cli.admin)] {
         TcpListener::bind(addr).map_err(|err| format!("{what} {addr} is not free: {err}"))?;
     }
     paths::try_envoy_bin()?;
-    let wasm = paths::try_wasm_path()?;
-    let config = EnvoyConfig::load(&cli.config).map_err(|err| err.to_string())?;
-    let plugin_config = config
-        .plugin_config_json()
-        .ok_or_else(|| format!("{}: no Ferry plugin configuration", cli.config.display()))?;
-    let site = Site::from_plugin_config(&plugin_config)
-        .map_err(|err| format!("{}: {err}", cli.config.display()))?;
+    paths::try_wasm_path()?;
+    paths::try_relay_bin()?;
+    let mut chain = Chain::try_start(plan.options.clone()).map_err(|err| one_line(&err))?;
 
-    let origin = Origin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Protocol::Auto)
-        .map_err(|err| format!("cannot start the demo origin: {err}"))?;
-    site.install(&origin);
-    let config = config
-        .listen(cli.listen)
-        .admin(cli.admin)
-        .origin(origin.addr());
-    let mut envoy = Envoy::try_start(&config).map_err(|err| one_line(&err))?;
-
-    print_usage(&site, &origin, &envoy, &wasm);
-    self_check(&site, &envoy);
+    let lines = curl_lines(&plan, &chain);
+    print_chain(&plan, &chain);
+    let mut all_ok = true;
+    for line in &lines {
+        all_ok &= line.print(&chain);
+    }
+    println!(
+        "\nFerry's counters:  curl -s 'http://{}/stats?filter=ferry'",
+        chain.envoy().admin_addr()
+    );
+    if plan.remote.is_none() {
+        let pages: Vec<&str> = PAGES.iter().map(|(path, _)| *path).collect();
+        println!("Other pages: {}", pages.join(" "));
+    }
+    if !all_ok {
+        println!(
+            "\nSome checks failed (marked above); Envoy's log: {}",
+            envoy_dir(&chain).join("envoy.log").display()
+        );
+    }
     println!("\nRunning; Ctrl-C stops it.");
 
-    let reason = wait_for_signal(&mut envoy)?;
-    println!("\n{reason}: stopping Envoy");
-    match envoy.stop() {
-        Some(status) if status.success() => Ok(()),
-        Some(status) => Err(format!("Envoy exited with {status} while stopping")),
-        None => Err("could not reap Envoy".to_owned()),
-    }
+    let reason = wait_for_signal(&mut chain)?;
+    println!("\n{reason}: stopping");
+    Ok(())
 }
 
-/// Print what runs where and the curl lines that show the rewriting.
-fn print_usage(site: &Site, origin: &Origin, envoy: &Envoy, wasm: &std::path::Path) {
-    let listener = reachable(envoy.listener_addr());
-    let admin = reachable(envoy.admin_addr());
-    let port = listener.port();
-    let ip = listener.ip();
-    let (mirror, origin_host) = (site.mirror_host(), site.origin_host());
-    println!("Ferry demo");
-    println!(
-        "  demo origin     http://{}  (the site {origin_host} and {})",
-        origin.addr(),
-        site.cdn.origin
-    );
-    println!(
-        "  Envoy + Ferry   http://{listener}  (filter {})",
-        wasm.display()
-    );
-    println!("  mirror URL      http://{mirror}:{port}/");
-    println!("\nThe mirror page ({origin_host} links come back as {mirror}):");
-    println!("  curl -s --resolve {mirror}:{port}:{ip} http://{mirror}:{port}/");
-    println!("The same page for the origin host passes through untouched:");
-    println!("  curl -s --resolve {origin_host}:{port}:{ip} http://{origin_host}:{port}/");
-    println!("Ferry's counters:");
-    println!("  curl -s 'http://{admin}/stats?filter=ferry'");
-    let pages: Vec<&str> = PAGES.iter().map(|(path, _)| *path).collect();
-    println!("Other pages: {}", pages.join(" "));
+/// One curl line, with the same request made by the demo first.
+struct CurlLine {
+    what: String,
+    curl: String,
+    host: String,
+    path: String,
+    from: Option<IpAddr>,
+    /// The CA file curl is given (`None`: the system's, as for a real certificate).
+    ca: Option<PathBuf>,
+    expect: Expect,
 }
 
-/// Fetch the mirror home page once and say whether it came back rewritten.
-fn self_check(site: &Site, envoy: &Envoy) {
-    let client = Client::http1(envoy.listener_addr()).with_timeout(Duration::from_secs(10));
-    let host = format!("{}:{}", site.mirror_host(), envoy.listener_addr().port());
-    match client.send(&ferry_tests::Request::get(&host, "/")) {
-        Ok(response) => {
-            let text = response.text();
-            let left = text.matches(&format!("www.{}/", site.main.origin)).count();
-            let mirrored = text.matches(&format!("www.{}/", site.main.mirror)).count();
-            println!(
-                "\nSelf-check: GET http://{host}/ -> {}, {mirrored} links to www.{}, {left} left to www.{}",
-                response.status, site.main.mirror, site.main.origin
-            );
+/// What a line's response must be.
+enum Expect {
+    /// 200, with the mirror's names and none of the origin's outside the look-alikes.
+    Rewritten,
+    /// 200, untouched.
+    Page,
+    /// A redirect to this URL.
+    Redirect(String),
+}
+
+impl CurlLine {
+    /// Make the request, print the line and whether the response was what it says.
+    fn print(&self, chain: &Chain) -> bool {
+        let ca = self
+            .ca
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(node::SYSTEM_CA));
+        let mut client = Client::https(chain.relay_addr(), &self.host, &ca)
+            .with_timeout(Duration::from_secs(20));
+        if let Some(ip) = self.from {
+            client = client.with_source(ip);
         }
-        Err(err) => println!("\nSelf-check failed: {err}"),
+        let outcome = client
+            .send(&Request::get(&self.host, &self.path))
+            .map_err(|err| err.to_string())
+            .and_then(|response| self.judge(chain, &response));
+        println!("\n{}", self.what);
+        println!("  {}", self.curl);
+        match outcome {
+            Ok(seen) => {
+                println!("  checked: {seen}");
+                true
+            }
+            Err(why) => {
+                println!("  CHECK FAILED: {why}");
+                false
+            }
+        }
     }
+
+    fn judge(&self, chain: &Chain, response: &Response) -> Result<String, String> {
+        let status = response.status;
+        match &self.expect {
+            Expect::Redirect(location) => {
+                let got = response.header("location").unwrap_or("none");
+                if status == 301 && got == location {
+                    Ok(format!("301, Location: {got}"))
+                } else {
+                    Err(format!(
+                        "expected a 301 to {location}, got {status} to {got}"
+                    ))
+                }
+            }
+            Expect::Page if status == 200 => Ok(format!("200, {} bytes", response.body.len())),
+            Expect::Rewritten if status == 200 => {
+                let site = chain.site();
+                let page = site
+                    .decoys()
+                    .iter()
+                    .fold(response.text(), |page, decoy| page.replace(decoy, ""));
+                let left = page.matches(site.main.origin.as_str()).count();
+                let mirrored = page.matches(site.main.mirror.as_str()).count();
+                if left == 0 {
+                    Ok(format!(
+                        "200, {mirrored} mentions of {}, none of {}",
+                        site.main.mirror, site.main.origin
+                    ))
+                } else {
+                    Err(format!(
+                        "200, but {left} mentions of {} are left",
+                        site.main.origin
+                    ))
+                }
+            }
+            Expect::Page | Expect::Rewritten => Err(format!("expected 200, got {status}")),
+        }
+    }
+}
+
+/// The lines to print: the mirror, and the origin domain from China and from the US.
+fn curl_lines(plan: &Plan, chain: &Chain) -> Vec<CurlLine> {
+    let relay = chain.relay_addr();
+    let (ip, port) = (relay.ip(), relay.port());
+    // The origin domain's certificate is always the demo CA's; the mirror's may be a real one.
+    let demo_ca = Some(chain.ca_path());
+    let mirror_ca = if plan.own_cert { None } else { demo_ca.clone() };
+    let cacert = |ca: &Option<PathBuf>| match ca {
+        Some(path) => format!("--cacert {} ", shown(path)),
+        None => String::new(),
+    };
+    let url = |host: &str| {
+        if port == 443 {
+            format!("https://{host}/")
+        } else {
+            format!("https://{host}:{port}/")
+        }
+    };
+    let resolve = |host: &str| format!("--resolve {host}:{port}:{ip}");
+    let (origin, mirror) = (&plan.origin_domain, &plan.mirror);
+    let follow = if plan.own_cert {
+        String::new()
+    } else {
+        format!("\n(add -L and {} to follow it)", resolve(mirror))
+    };
+    let mut lines = vec![CurlLine {
+        what: format!(
+            "The mirror: the origin's pages with every {origin} name turned into {mirror}:"
+        ),
+        curl: format!(
+            "curl {}{} {}",
+            cacert(&mirror_ca),
+            resolve(mirror),
+            url(mirror)
+        ),
+        host: mirror.clone(),
+        path: "/".to_owned(),
+        from: None,
+        ca: mirror_ca,
+        expect: if plan.remote.is_some() {
+            Expect::Page
+        } else {
+            Expect::Rewritten
+        },
+    }];
+    // The demo site is in the sample database's terms; a real database knows nothing of 127/8.
+    if plan.options.geo_db.is_none() {
+        let china: IpAddr = CHINA.parse().expect("a constant IPv4 address");
+        let us: IpAddr = UNITED_STATES.parse().expect("a constant IPv4 address");
+        lines.push(CurlLine {
+            what: format!(
+                "The origin domain, from China ({CHINA} is CN in tests/data/geo-sample.txt): \
+                 a 301 to the mirror{follow}:"
+            ),
+            curl: format!(
+                "curl -si {}{} --interface {CHINA} {}",
+                cacert(&demo_ca),
+                resolve(origin),
+                url(origin)
+            ),
+            host: origin.clone(),
+            path: "/".to_owned(),
+            from: Some(china),
+            ca: demo_ca.clone(),
+            expect: Expect::Redirect(url(mirror)),
+        });
+        lines.push(CurlLine {
+            what: format!(
+                "The origin domain, from the United States ({UNITED_STATES}): the page, untouched:"
+            ),
+            curl: format!(
+                "curl {}{} --interface {UNITED_STATES} {}",
+                cacert(&demo_ca),
+                resolve(origin),
+                url(origin)
+            ),
+            host: origin.clone(),
+            path: "/".to_owned(),
+            from: Some(us),
+            ca: demo_ca.clone(),
+            expect: Expect::Page,
+        });
+    }
+    lines
+}
+
+/// What runs where.
+fn print_chain(plan: &Plan, chain: &Chain) {
+    let envoy = chain.envoy();
+    println!("Ferry demo: curl -> ferry-relay -> Envoy (us-east.yaml) -> origin");
+    println!(
+        "  ferry-relay     {}  (visitors; PROXY v2 to Envoy)",
+        chain.relay_addr()
+    );
+    println!(
+        "  Envoy           https {}  http {}  admin {}",
+        envoy.listener("https"),
+        envoy.listener("http"),
+        envoy.admin_addr()
+    );
+    match &plan.remote {
+        Some(url) => println!("  origin          {url}"),
+        None => println!(
+            "  demo origin     https://{}  (the demo site of {}, with a certificate for it)",
+            chain.origin().addr(),
+            plan.origin_domain
+        ),
+    }
+    println!(
+        "  state           {}  (ca.pem, certificates, geo.mmdb; a new CA each run)",
+        shown(chain.dir())
+    );
+    println!(
+        "  access log      {}",
+        envoy_dir(chain).join("stdout").display()
+    );
+}
+
+/// The directory of Envoy's config, log and access log.
+fn envoy_dir(chain: &Chain) -> PathBuf {
+    let config = chain.envoy().config_path();
+    config.parent().map_or(config.clone(), Path::to_path_buf)
+}
+
+/// `path` relative to the current directory when it is below it.
+fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Wait for Ctrl-C or SIGTERM; fail if Envoy exits on its own first.
-fn wait_for_signal(envoy: &mut Envoy) -> Result<&'static str, String> {
+fn wait_for_signal(chain: &mut Chain) -> Result<&'static str, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -154,11 +516,11 @@ fn wait_for_signal(envoy: &mut Envoy) -> Result<&'static str, String> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok("Ctrl-C"),
                 _ = term.recv() => return Ok("SIGTERM"),
-                _ = check.tick() => match envoy.exited() {
+                _ = check.tick() => match chain.envoy_mut().exited() {
                     // Ctrl-C in a terminal reaches Envoy too (same process group): a clean exit.
                     Some(status) if status.success() => return Ok("Envoy stopped"),
                     Some(status) => {
-                        let log = envoy.log();
+                        let log = chain.envoy().log();
                         let why = last_error_line(&log).unwrap_or("no error in its log");
                         return Err(format!("Envoy exited on its own ({status}): {why}"));
                     }
@@ -169,27 +531,21 @@ fn wait_for_signal(envoy: &mut Envoy) -> Result<&'static str, String> {
     })
 }
 
-/// The start error in one line: the reason and Envoy's last error line, if any.
-fn one_line(err: &StartError) -> String {
-    match last_error_line(&err.log) {
-        Some(line) => format!("Envoy did not start: {}: {line}", err.reason),
-        None => format!("Envoy did not start: {}", err.reason),
+/// A start error in one line: the first line and the last error line of a log, if any.
+fn one_line(err: &str) -> String {
+    let first = err.lines().next().unwrap_or(err);
+    match last_error_line(err) {
+        Some(line) if line != first => format!("{first}: {line}"),
+        _ => first.to_owned(),
     }
 }
 
-/// The last critical or error line of an Envoy log.
+/// The last critical or error line of an Envoy or relay log.
 fn last_error_line(log: &str) -> Option<&str> {
     log.lines()
         .rev()
-        .find(|line| line.contains("[critical]") || line.contains("[error]"))
+        .find(|line| {
+            line.contains("[critical]") || line.contains("[error]") || line.contains("\"ERROR\"")
+        })
         .map(str::trim)
-}
-
-/// `addr` as a client can reach it: an unspecified IP becomes 127.0.0.1.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    }
 }

@@ -1,7 +1,7 @@
 //! Envoy's admin API as the harness reads it: readiness, the bound listener port, stats.
 //!
 //! Admin's `/ready` says `LIVE` once every cluster and listener is initialised; only then does
-//! `/listeners?format=json` report the port the kernel gave the `mirror` listener (port 0 in the
+//! `/listeners?format=json` report the ports the kernel gave the listeners (port 0 in the
 //! config). `/stats` is plain `name: value` lines; histograms do not parse as numbers and are
 //! skipped.
 
@@ -36,8 +36,8 @@ pub fn stat_value(stats: &str, suffix: &str) -> Option<u64> {
     }
 }
 
-/// Ask admin whether Envoy is live and where the `mirror` listener is bound.
-pub(super) fn listener_when_ready(admin: &Client) -> Result<SocketAddr, String> {
+/// Ask admin whether Envoy is live and where every listener is bound, in admin's order.
+pub(super) fn listeners_when_ready(admin: &Client) -> Result<Vec<(String, SocketAddr)>, String> {
     let ready = admin
         .send(&Request::get("admin", "/ready"))
         .map_err(|err| format!("admin /ready: {err}"))?;
@@ -57,21 +57,28 @@ pub(super) fn listener_when_ready(admin: &Client) -> Result<SocketAddr, String> 
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let mirror = statuses
-        .iter()
-        .find(|status| status["name"] == "mirror")
-        .ok_or_else(|| format!("admin /listeners has no `mirror` listener: {json}"))?;
-    let socket = &mirror["local_address"]["socket_address"];
+    if statuses.is_empty() {
+        return Err(format!("admin /listeners lists no listener: {json}"));
+    }
+    statuses.iter().map(bound_listener).collect()
+}
+
+/// The name and the bound address of one entry of admin `/listeners?format=json`.
+fn bound_listener(status: &serde_json::Value) -> Result<(String, SocketAddr), String> {
+    let name = status["name"]
+        .as_str()
+        .ok_or_else(|| format!("a listener without a name: {status}"))?;
+    let socket = &status["local_address"]["socket_address"];
     let port = socket["port_value"]
         .as_u64()
         .and_then(|port| u16::try_from(port).ok())
         .filter(|port| *port != 0)
-        .ok_or_else(|| format!("the `mirror` listener has no port yet: {mirror}"))?;
+        .ok_or_else(|| format!("the `{name}` listener has no port yet: {status}"))?;
     let ip = match socket["address"].as_str().map(str::parse) {
         Some(Ok::<IpAddr, _>(ip)) if !ip.is_unspecified() => ip,
         _ => IpAddr::from([127, 0, 0, 1]),
     };
-    Ok(SocketAddr::new(ip, port))
+    Ok((name.to_owned(), SocketAddr::new(ip, port)))
 }
 
 #[cfg(test)]

@@ -1,23 +1,30 @@
-//! The shipped Envoy config, patched for a test: ports, the origin, the `.wasm`, the filter chain.
+//! The shipped Envoy configs, patched for a test: ports, the origin, the `.wasm`, the filter chain,
+//! and for the node configs files, the relay range, the GeoIP database and the origin's TLS.
 //!
-//! Tests run the very config that ships (`envoy/ferry.yaml`), changed only where a test must:
-//! listen on 127.0.0.1 with an ephemeral port, point the `origin` cluster at the test origin, use
-//! the absolute path of the built `.wasm`, and optionally another plugin configuration, fewer
-//! filters, or HTTP/2 to the origin. Filters are found by their `@type`, not their names.
+//! Tests run the very configs that ship (`envoy/ferry.yaml`, and `envoy/us-east.yaml` and
+//! `envoy/redirect.yaml` through [`EnvoyConfig::load`]), changed only where a test must: every
+//! listener on 127.0.0.1 with an ephemeral port (admin reports each one's port by name), the
+//! `origin` cluster pointed at the test origin, the absolute path of the built `.wasm`, and
+//! optionally another plugin configuration, fewer filters, or HTTP/2 to the origin. For the node
+//! configs also: the files under `/etc` replaced by local ones ([`EnvoyConfig::file`], see
+//! [`node`](super::node)), the relays' address range (`direct_source_prefix_ranges`), the
+//! country database, and the origin's CA, SNI and certificate name. Filters are found by their
+//! `@type`, not their names.
+//!
+//! Every patch fails with [`ConfigError::Missing`] when the config has nothing it applies to, so
+//! a change to a shipped config cannot silently make a test test something else.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
+use super::yaml::{
+    at, http_filters, is_type, listener_name, named, patch_geoip_db, patch_relay_prefixes,
+    patch_virtual_host, set_socket, type_of, yaml, COMPRESSOR, DECOMPRESSOR, PROTOCOL_OPTIONS,
+    UPSTREAM_TLS, WASM,
+};
 use crate::paths;
-
-const COMPRESSOR: &str = "envoy.extensions.filters.http.compressor.v3.Compressor";
-const DECOMPRESSOR: &str = "envoy.extensions.filters.http.decompressor.v3.Decompressor";
-const WASM: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
-const HCM: &str =
-    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-const PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
 /// Why a configuration could not be loaded or patched.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +41,8 @@ pub enum ConfigError {
     },
     #[error("{name}: {what} not found")]
     Missing { name: String, what: String },
+    #[error("{name} names {path}, which is not in ferry_tests::envoy::node::FILES")]
+    Undocumented { name: String, path: String },
     #[error("{0}")]
     Artifact(String),
     #[error("cannot render the Envoy config: {0}")]
@@ -48,6 +57,14 @@ pub struct EnvoyConfig {
     listen: SocketAddr,
     admin: SocketAddr,
     origin: Option<SocketAddr>,
+    origin_host: Option<(String, u16)>,
+    origin_ca: Option<PathBuf>,
+    origin_name: Option<String>,
+    listeners: Vec<(String, SocketAddr)>,
+    files: Vec<(String, PathBuf)>,
+    relay_prefixes: Option<Vec<String>>,
+    geoip_db: Option<PathBuf>,
+    virtual_hosts: Vec<(String, Vec<String>)>,
     wasm: Option<PathBuf>,
     plugin_config: Option<String>,
     compressor: bool,
@@ -87,6 +104,14 @@ impl EnvoyConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             origin: None,
+            origin_host: None,
+            origin_ca: None,
+            origin_name: None,
+            listeners: Vec::new(),
+            files: Vec::new(),
+            relay_prefixes: None,
+            geoip_db: None,
+            virtual_hosts: Vec::new(),
             wasm: None,
             plugin_config: None,
             compressor: true,
@@ -97,9 +122,63 @@ impl EnvoyConfig {
         })
     }
 
-    /// Listen on `addr` (default 127.0.0.1:0, an ephemeral port).
+    /// The main listener (the one named `mirror`, else the first) listens on `addr` (default
+    /// 127.0.0.1:0, an ephemeral port).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// The listener named `name` listens on `addr` (default: 127.0.0.1:0 for every listener).
+    pub fn listener_addr(mut self, name: &str, addr: SocketAddr) -> Self {
+        self.listeners.push((name.to_owned(), addr));
+        self
+    }
+
+    /// Replace the file path `shipped` (one of [`node::FILES`](super::node::FILES)) wherever the
+    /// config names it by `local`.
+    pub fn file(mut self, shipped: &str, local: impl Into<PathBuf>) -> Self {
+        self.files.push((shipped.to_owned(), local.into()));
+        self
+    }
+
+    /// Accept connections only from `cidrs` (e.g. `127.0.0.0/8`): replaces the
+    /// `direct_source_prefix_ranges` of every filter chain that has them (the relays' range).
+    pub fn relay_prefixes(mut self, cidrs: &[&str]) -> Self {
+        self.relay_prefixes = Some(cidrs.iter().map(|cidr| (*cidr).to_owned()).collect());
+        self
+    }
+
+    /// The geoip filter reads this country database.
+    pub fn geoip_db(mut self, path: impl Into<PathBuf>) -> Self {
+        self.geoip_db = Some(path.into());
+        self
+    }
+
+    /// The virtual host named `name` (in every route config that has one) serves `domains`.
+    pub fn virtual_host_domains(mut self, name: &str, domains: &[&str]) -> Self {
+        let domains = domains.iter().map(|domain| (*domain).to_owned()).collect();
+        self.virtual_hosts.push((name.to_owned(), domains));
+        self
+    }
+
+    /// Send the `origin` cluster's traffic to `host:port` (a name Envoy resolves).
+    pub fn origin_host(mut self, host: &str, port: u16) -> Self {
+        self.origin_host = Some((host.to_owned(), port));
+        self
+    }
+
+    /// Verify the origin's certificate against the CA certificates in `path` (the `origin`
+    /// cluster's `trusted_ca`).
+    pub fn origin_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.origin_ca = Some(path.into());
+        self
+    }
+
+    /// Send `name` as SNI to the origin and require it in the origin's certificate (the `origin`
+    /// cluster's `sni` and its one DNS subject alternative name matcher).
+    pub fn origin_name(mut self, name: &str) -> Self {
+        self.origin_name = Some(name.to_owned());
         self
     }
 
@@ -216,11 +295,21 @@ impl EnvoyConfig {
             .ok_or_else(|| missing("admin.address.socket_address"))?;
         set_socket(admin, self.admin);
 
-        let listener = named(at(&mut doc, &["static_resources", "listeners"]), "mirror")
-            .ok_or_else(|| missing("the listener named `mirror`"))?;
-        let socket = at(listener, &["address", "socket_address"])
-            .ok_or_else(|| missing("listener mirror: address.socket_address"))?;
-        set_socket(socket, self.listen);
+        for (shipped, local) in &self.files {
+            if super::node::substitute(&mut doc, shipped, &local.display().to_string()) == 0 {
+                return Err(missing(&format!("the file {shipped}")));
+            }
+        }
+        self.patch_listeners(&mut doc, &missing)?;
+        if let Some(cidrs) = &self.relay_prefixes {
+            patch_relay_prefixes(&mut doc, cidrs, &missing)?;
+        }
+        if let Some(path) = &self.geoip_db {
+            patch_geoip_db(&mut doc, path, &missing)?;
+        }
+        for (name, domains) in &self.virtual_hosts {
+            patch_virtual_host(&mut doc, name, domains, &missing)?;
+        }
 
         let mut found_ferry = false;
         for filters in http_filters(&mut doc) {
@@ -241,14 +330,25 @@ impl EnvoyConfig {
 
         let cluster = named(at(&mut doc, &["static_resources", "clusters"]), "origin")
             .ok_or_else(|| missing("the cluster named `origin`"))?;
-        if let Some(origin) = self.origin {
+        if self.origin.is_some() || self.origin_host.is_some() {
             let socket = at(
                 cluster,
                 &["load_assignment", "endpoints", "0", "lb_endpoints", "0"],
             )
             .and_then(|endpoint| at(endpoint, &["endpoint", "address", "socket_address"]))
             .ok_or_else(|| missing("cluster origin: its first endpoint's socket_address"))?;
-            set_socket(socket, origin);
+            if let Some(origin) = self.origin {
+                set_socket(socket, origin);
+            }
+            if let Some((host, port)) = &self.origin_host {
+                let mut map = Mapping::new();
+                map.insert("address".into(), host.clone().into());
+                map.insert("port_value".into(), u64::from(*port).into());
+                *socket = Value::Mapping(map);
+            }
+        }
+        if self.origin_ca.is_some() || self.origin_name.is_some() {
+            self.patch_origin_tls(cluster, &missing)?;
         }
         if self.origin_http2 {
             let options = yaml(&format!(
@@ -261,6 +361,93 @@ impl EnvoyConfig {
             map.insert("typed_extension_protocol_options".into(), options);
         }
         Ok(doc)
+    }
+
+    /// Every listener on 127.0.0.1:0, or where [`EnvoyConfig::listen`] and
+    /// [`EnvoyConfig::listener_addr`] say.
+    fn patch_listeners(
+        &self,
+        doc: &mut Value,
+        missing: &dyn Fn(&str) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let listeners = at(doc, &["static_resources", "listeners"])
+            .and_then(Value::as_sequence_mut)
+            .filter(|listeners| !listeners.is_empty())
+            .ok_or_else(|| missing("static_resources.listeners"))?;
+        let main = listeners
+            .iter()
+            .position(|listener| listener_name(listener) == Some("mirror"))
+            .unwrap_or(0);
+        for (name, _) in &self.listeners {
+            if !listeners
+                .iter()
+                .any(|listener| listener_name(listener) == Some(name))
+            {
+                return Err(missing(&format!("the listener named `{name}`")));
+            }
+        }
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            let name = listener_name(listener).unwrap_or("?").to_owned();
+            let wanted = self.listeners.iter().find(|(n, _)| *n == name);
+            let addr = match wanted {
+                Some((_, addr)) => *addr,
+                None if index == main => self.listen,
+                None => SocketAddr::from(([127, 0, 0, 1], 0)),
+            };
+            let socket = at(listener, &["address", "socket_address"])
+                .ok_or_else(|| missing(&format!("listener {name}: address.socket_address")))?;
+            set_socket(socket, addr);
+        }
+        Ok(())
+    }
+
+    /// The origin's CA, SNI and certificate name in the `origin` cluster's TLS context.
+    fn patch_origin_tls(
+        &self,
+        cluster: &mut Value,
+        missing: &dyn Fn(&str) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let context = cluster
+            .get_mut("transport_socket")
+            .and_then(|socket| socket.get_mut("typed_config"))
+            .filter(|config| type_of(config) == Some(UPSTREAM_TLS))
+            .ok_or_else(|| missing("cluster origin: an UpstreamTlsContext transport socket"))?;
+        if let Some(name) = &self.origin_name {
+            let sni = context
+                .get_mut("sni")
+                .ok_or_else(|| missing("cluster origin: UpstreamTlsContext.sni"))?;
+            *sni = Value::String(name.clone());
+            let matchers = at(
+                context,
+                &[
+                    "common_tls_context",
+                    "validation_context",
+                    "match_typed_subject_alt_names",
+                ],
+            )
+            .and_then(Value::as_sequence_mut)
+            .filter(|matchers| matchers.len() == 1)
+            .ok_or_else(|| {
+                missing("cluster origin: exactly one match_typed_subject_alt_names matcher")
+            })?;
+            let exact = at(&mut matchers[0], &["matcher", "exact"])
+                .ok_or_else(|| missing("cluster origin: a SAN matcher with `exact`"))?;
+            *exact = Value::String(name.clone());
+        }
+        if let Some(ca) = &self.origin_ca {
+            let filename = at(
+                context,
+                &[
+                    "common_tls_context",
+                    "validation_context",
+                    "trusted_ca",
+                    "filename",
+                ],
+            )
+            .ok_or_else(|| missing("cluster origin: validation_context.trusted_ca.filename"))?;
+            *filename = Value::String(ca.display().to_string());
+        }
+        Ok(())
     }
 
     /// Point a wasm filter at the `.wasm` and give it the plugin configuration.
@@ -285,63 +472,6 @@ impl EnvoyConfig {
         }
         Ok(())
     }
-}
-
-/// The value at `path` under `value`; a numeric step indexes a sequence.
-fn at<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
-    path.iter()
-        .try_fold(value, |value, step| match step.parse::<usize>() {
-            Ok(index) => value.as_sequence_mut()?.get_mut(index),
-            Err(_) => value.get_mut(*step),
-        })
-}
-
-/// The element of a sequence whose `name` is `name`.
-fn named<'a>(seq: Option<&'a mut Value>, name: &str) -> Option<&'a mut Value> {
-    seq?.as_sequence_mut()?
-        .iter_mut()
-        .find(|item| item.get("name").and_then(Value::as_str) == Some(name))
-}
-
-/// Whether a filter's `typed_config` has the `@type` of `proto`.
-fn is_type(filter: &Value, proto: &str) -> bool {
-    let found = filter
-        .get("typed_config")
-        .and_then(|config| config.get("@type"))
-        .and_then(Value::as_str);
-    found.and_then(|url| url.rsplit('/').next()) == Some(proto)
-}
-
-/// The `http_filters` lists of every HTTP connection manager in every listener.
-fn http_filters(doc: &mut Value) -> Vec<&mut Vec<Value>> {
-    let Some(listeners) =
-        at(doc, &["static_resources", "listeners"]).and_then(Value::as_sequence_mut)
-    else {
-        return Vec::new();
-    };
-    listeners
-        .iter_mut()
-        .filter_map(|listener| listener.get_mut("filter_chains")?.as_sequence_mut())
-        .flat_map(|chains| chains.iter_mut())
-        .filter_map(|chain| chain.get_mut("filters")?.as_sequence_mut())
-        .flat_map(|filters| filters.iter_mut())
-        .filter(|filter| is_type(filter, HCM))
-        .filter_map(|hcm| at(hcm, &["typed_config", "http_filters"])?.as_sequence_mut())
-        .collect()
-}
-
-/// Set a `socket_address` mapping to `addr`.
-fn set_socket(socket: &mut Value, addr: SocketAddr) {
-    let mut map = Mapping::new();
-    map.insert("address".into(), addr.ip().to_string().into());
-    map.insert("port_value".into(), u64::from(addr.port()).into());
-    *socket = Value::Mapping(map);
-}
-
-/// A YAML snippet written in this file.
-fn yaml(text: &str) -> Value {
-    // The snippets are constants of this module, checked by its tests.
-    serde_yaml::from_str(text).expect("built-in YAML snippet is valid")
 }
 
 #[cfg(test)]
@@ -389,5 +519,76 @@ mod tests {
             .plugin_config("{}")
             .plugin_config_json();
         assert_eq!(other.as_deref(), Some("{}"));
+    }
+
+    fn us_east() -> EnvoyConfig {
+        EnvoyConfig::load(&super::super::node::us_east())
+            .expect("envoy/us-east.yaml loads")
+            .wasm("/opt/ferry/test.wasm")
+    }
+
+    #[test]
+    fn the_node_patches_reach_every_place_they_name() {
+        use super::super::node::{file_paths, MIRROR_CERT, SYSTEM_CA};
+        let origin = SocketAddr::from(([127, 0, 0, 1], 4443));
+        let doc = patched(
+            us_east()
+                .file(MIRROR_CERT, "/tmp/m.crt")
+                .relay_prefixes(&["127.0.0.0/8"])
+                .geoip_db("/tmp/geo.mmdb")
+                .origin(origin)
+                .origin_ca("/tmp/ca.pem")
+                .origin_name("origin.test")
+                .virtual_host_domains("ferry", &["a.test"]),
+        );
+        let text = serde_yaml::to_string(&doc).expect("renders");
+        for listener in doc["static_resources"]["listeners"]
+            .as_sequence()
+            .expect("listeners")
+        {
+            let socket = &listener["address"]["socket_address"];
+            assert_eq!(socket["address"].as_str(), Some("127.0.0.1"), "{text}");
+            assert_eq!(socket["port_value"].as_u64(), Some(0), "{text}");
+            let range =
+                &listener["filter_chains"][0]["filter_chain_match"]["direct_source_prefix_ranges"];
+            assert_eq!(range[0]["address_prefix"].as_str(), Some("127.0.0.0"));
+            assert_eq!(range[0]["prefix_len"].as_u64(), Some(8));
+        }
+        let files = file_paths(&doc);
+        assert!(
+            files.contains("/tmp/m.crt") && !files.contains(MIRROR_CERT),
+            "{files:?}"
+        );
+        assert!(files.contains("/tmp/geo.mmdb") && files.contains("/tmp/ca.pem"));
+        assert!(!files.contains(SYSTEM_CA), "{files:?}");
+        assert!(text.contains("sni: origin.test"), "{text}");
+        assert!(text.contains("exact: origin.test"), "{text}");
+        assert!(text.contains("port_value: 4443"), "{text}");
+        assert!(text.contains("- a.test"), "{text}");
+    }
+
+    #[test]
+    fn a_patch_with_nothing_to_patch_is_an_error() {
+        let ferry = || EnvoyConfig::shipped().wasm("/opt/ferry/test.wasm");
+        let cases: Vec<(&str, EnvoyConfig)> = vec![
+            ("relay range", ferry().relay_prefixes(&["127.0.0.0/8"])),
+            ("geoip", ferry().geoip_db("/tmp/geo.mmdb")),
+            ("origin TLS", ferry().origin_ca("/tmp/ca.pem")),
+            ("file", us_east().file("/etc/ferry/nothing.pem", "/tmp/x")),
+            (
+                "listener",
+                us_east().listener_addr("nope", SocketAddr::from(([127, 0, 0, 1], 1))),
+            ),
+            (
+                "virtual host",
+                us_east().virtual_host_domains("nope", &["a.test"]),
+            ),
+        ];
+        for (what, config) in cases {
+            match config.try_render() {
+                Err(ConfigError::Missing { .. }) => {}
+                other => panic!("{what}: expected a Missing error, got {other:?}"),
+            }
+        }
     }
 }
