@@ -1,0 +1,167 @@
+//! A real browser through the whole chain: headless Chromium -> ferry-relay -> Envoy running
+//! `envoy/us-east.yaml` with the Ferry filter -> the TLS demo origin.
+//!
+//! Chromium resolves only the mirror domain (`example.cn` and its subdomains, port 443) to the
+//! relay; every other name fails to resolve, so a single URL left on the origin domain shows up
+//! as a failed request. It trusts the mirror certificate by its key pin, and nothing else. The
+//! test loads the demo site's home page, follows a link, and checks what a visitor would:
+//! every request went to a mirror host and succeeded, nothing was logged as an error (a
+//! Subresource Integrity failure is only a console error), the SRI-protected script ran, the
+//! cookie the origin set for its own domain came back to it through the mirror.
+//!
+//! The control case runs the same page with `"integrity": "keep"`: the rewritten script then
+//! fails its hash and the browser refuses it, which proves the main test would notice.
+
+use ferry_tests::browser::{spki_sha256_base64, Browser, BrowserOptions, Page};
+use ferry_tests::chain::{Chain, ChainOptions};
+use ferry_tests::envoy::node;
+use ferry_tests::EnvoyConfig;
+
+/// The browser for `chain`: only the mirror domain resolves, to the relay.
+fn browser_for(chain: &Chain) -> Browser {
+    let relay = chain.relay_addr();
+    Browser::launch(
+        BrowserOptions::new()
+            .map_host("example.cn:443", relay)
+            .map_host("*.example.cn:443", relay)
+            .accept_spki(&spki_sha256_base64(chain.mirror_spki())),
+    )
+}
+
+fn is_mirror_host(host: &str) -> bool {
+    host == "example.cn" || host.ends_with(".example.cn")
+}
+
+/// Every request of `page` as `METHOD url -> status / failure`, for messages.
+fn report(page: &Page) -> String {
+    page.requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "  {} {} -> {:?} {}",
+                r.method,
+                r.url,
+                r.status,
+                r.failed.as_deref().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_browser_sees_only_the_mirror_and_everything_loads() {
+    let chain = Chain::start(ChainOptions::default());
+    let browser = browser_for(&chain);
+    let page = browser.new_page().expect("a page");
+
+    page.goto("https://www.example.cn/")
+        .unwrap_or_else(|err| panic!("home page: {err}\n{}", report(&page)));
+    // The script behind an integrity hash ran, and its URL was rewritten.
+    let sri = page.eval("window.ferrySri").expect("eval");
+    assert_eq!(
+        sri.as_str(),
+        Some("https://www.example.cn/static/sri.js"),
+        "the SRI-protected script did not run\n{:?}",
+        page.console_errors()
+    );
+    let home_links = page
+        .eval("Array.from(document.links, (a) => a.href).join(' ')")
+        .expect("eval");
+    let home_links = home_links.as_str().expect("a string");
+    assert!(
+        home_links.contains("https://www.example.cn/about"),
+        "{home_links}"
+    );
+    assert!(!home_links.contains("example.com "), "{home_links}");
+
+    page.click_and_wait("a[href='https://www.example.cn/about']")
+        .unwrap_or_else(|err| panic!("following the link: {err}\n{}", report(&page)));
+    let title = page.eval("document.title").expect("eval");
+    assert_eq!(title.as_str(), Some("About"));
+
+    // Every request went to a mirror host and succeeded.
+    let requests = page.requests();
+    let all = report(&page);
+    let paths: Vec<String> = requests.iter().map(|r| r.url.clone()).collect();
+    for expected in [
+        "https://www.example.cn/",
+        "https://example.cn/static/site.css",
+        "https://example.cn/static/app.js",
+        "https://www.example.cn/static/sri.js",
+        "https://www.example.cn/static/print.css",
+        "https://img.example.cn/waves.png",
+        "https://www.example.cn/api/products.json",
+        "https://www.example.cn/about",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "no request for {expected}:\n{all}"
+        );
+    }
+    for request in &requests {
+        let host = request.host().unwrap_or("");
+        assert!(
+            is_mirror_host(host),
+            "a request left the mirror domain: {request:?}\n{all}"
+        );
+        assert!(request.succeeded(), "{request:?} failed\n{all}");
+    }
+    let errors = page.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}\n{all}");
+
+    // The origin set `session` for `.example.com`; the browser holds it for the mirror and
+    // sent it back, so the origin saw it on the second page.
+    let cookies = page.cookies().expect("cookies");
+    let session = cookies
+        .iter()
+        .find(|c| c.name == "session")
+        .unwrap_or_else(|| panic!("no session cookie: {cookies:?}"));
+    assert_eq!(session.domain, ".example.cn");
+    let about = chain.origin().requests_to("/about");
+    let sent = about
+        .last()
+        .and_then(|r| r.header("cookie"))
+        .unwrap_or_else(|| panic!("the origin got no cookie with /about: {about:?}"));
+    assert!(sent.contains("session=demo"), "{sent}");
+    assert_eq!(
+        about.last().and_then(|r| r.host()),
+        Some("www.example.com"),
+        "the origin is asked for its own host"
+    );
+
+    let removed = chain
+        .envoy()
+        .counter("ferry.integrity_removed")
+        .unwrap_or(0);
+    assert!(removed >= 1, "{}", chain.envoy().stats());
+}
+
+#[test]
+fn control_keeping_integrity_makes_the_browser_refuse_the_rewritten_script() {
+    let shipped = EnvoyConfig::load(&node::us_east())
+        .unwrap_or_else(|err| panic!("{err}"))
+        .plugin_config_json()
+        .expect("us-east.yaml has a plugin configuration");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&shipped).expect("the shipped plugin config is JSON");
+    config["integrity"] = serde_json::json!("keep");
+    let chain = Chain::start(ChainOptions::default().plugin_config(&config.to_string()));
+    let browser = browser_for(&chain);
+    let page = browser.new_page().expect("a page");
+    page.goto("https://www.example.cn/")
+        .unwrap_or_else(|err| panic!("home page: {err}\n{}", report(&page)));
+    let ran = page.eval("window.ferrySri === undefined").expect("eval");
+    assert_eq!(
+        ran.as_bool(),
+        Some(true),
+        "the script must have been refused"
+    );
+    let errors = page.console_errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.text.contains("integrity") && e.text.contains("sri.js")),
+        "expected an integrity error for sri.js: {errors:#?}"
+    );
+}
