@@ -12,19 +12,27 @@
 //! [`IntegrityStripper::strip`] works on one chunk of HTML at a time. A `<script` or `<link`
 //! tag that is not complete at the end of a chunk is left unconsumed, to be presented again
 //! with the next chunk (at most [`MAX_TAG`] bytes; a longer tag is passed as it is). The
-//! search itself is for the word `integrity` (ASCII case-insensitive), which real pages
-//! contain a handful of times, so HTML without it costs one pass of a fast substring search
-//! plus a look at the last `<` of each chunk.
+//! search itself is for the word `integrity` (see [`SPELLINGS`]), which real pages contain a
+//! handful of times, so HTML without it costs two SIMD substring scans plus a look at the last
+//! `<` of each chunk.
 //!
 //! A tag is taken to be a `<`, bytes that are neither `<` nor `>`, and a `>`, so that a body
 //! cut into chunks anywhere gives the same result as the whole body. The known limit that
 //! follows: a `<script>` or `<link>` with a `<` or `>` inside a quoted attribute value keeps
 //! its `integrity` (the page then degrades as it would without this module, never further).
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use memchr::memmem::Finder;
 use memchr::{memchr2, memrchr, memrchr2};
 
 use crate::domain::{split_port, Direction, HostMap};
+
+/// What is searched for: the attribute name without its first letter, in lower and upper case
+/// (a hit counts when an `i` or `I` precedes it), so `integrity`, `Integrity` and `INTEGRITY`
+/// are found in two passes. HTML attribute names are case-insensitive, but a case-insensitive
+/// search (an Aho-Corasick automaton) ran at about 2 GB/s, a fifth of the rewriter's speed,
+/// while a SIMD substring search of a fixed string (`memmem`) skips through a page at tens of
+/// GB/s. Other mixed-case spellings keep their attribute.
+pub const SPELLINGS: [&str; 2] = ["ntegrity", "NTEGRITY"];
 
 /// The longest incomplete tag held over to the next chunk.
 pub const MAX_TAG: usize = 8 * 1024;
@@ -41,7 +49,7 @@ pub struct Stripped {
 /// Finds and removes same-site `integrity` attributes; build one per configuration.
 #[derive(Debug, Clone)]
 pub struct IntegrityStripper {
-    word: AhoCorasick,
+    words: [Finder<'static>; SPELLINGS.len()],
 }
 
 impl Default for IntegrityStripper {
@@ -52,13 +60,9 @@ impl Default for IntegrityStripper {
 
 impl IntegrityStripper {
     pub fn new() -> IntegrityStripper {
-        let word = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(["integrity"])
-            // One fixed, short pattern: building it cannot fail.
-            .unwrap_or_else(|_| unreachable!("a one-word automaton always builds"));
-        IntegrityStripper { word }
+        IntegrityStripper {
+            words: SPELLINGS.map(|w| Finder::new(w.as_bytes()).into_owned()),
+        }
     }
 
     /// Strips one chunk. Returns `None` when the whole input is decided and unchanged (the
@@ -72,11 +76,25 @@ impl IntegrityStripper {
         out: &mut Vec<u8>,
     ) -> Option<Stripped> {
         let limit = if last { input.len() } else { held_from(input) };
+        let mut hits: Vec<usize> = Vec::new();
+        for word in &self.words {
+            hits.extend(
+                word.find_iter(&input[..limit])
+                    .filter(|&at| at > 0 && matches!(input[at - 1], b'i' | b'I'))
+                    .map(|at| at - 1),
+            );
+        }
+        if hits.is_empty() && limit == input.len() {
+            return None;
+        }
+        hits.sort_unstable();
         let mut removals: Vec<(usize, usize)> = Vec::new();
         let mut from = 0;
-        while let Some(hit) = self.word.find(&input[from..limit]) {
-            let at = from + hit.start();
-            from += hit.end();
+        for at in hits {
+            if at < from {
+                continue;
+            }
+            from = at + "integrity".len();
             let Some(tag) = enclosing_tag(&input[..limit], at) else {
                 continue;
             };
