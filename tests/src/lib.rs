@@ -29,7 +29,8 @@
 //!   filter, from networks or a `NETWORK COUNTRY` text file.
 //!
 //! The `ferry-demo` binary (`src/bin/ferry-demo.rs`) runs the whole chain in front of the demo
-//! site (or a real origin); `tests/harness.rs` tests this harness itself.
+//! site (or a real origin); `ferry-mmdb` (`src/bin/ferry-mmdb.rs`) turns `NETWORK COUNTRY`
+//! lines into a country database; `tests/harness.rs` tests this harness itself.
 //!
 //! # Example
 //! ```no_run
