@@ -200,7 +200,7 @@ fn set_validity(params: &mut CertificateParams, days: u32) -> Result<(), PkiErro
 }
 
 /// A host name of letters, digits and hyphens in dot-separated labels, optionally `*.` first.
-fn is_dns_name(name: &str) -> bool {
+pub fn is_dns_name(name: &str) -> bool {
     let host = name.strip_prefix("*.").unwrap_or(name);
     !host.is_empty()
         && host.len() <= 253

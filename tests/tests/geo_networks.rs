@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use ferry_filter::config::Config;
 use ferry_filter::networks::Cidr;
 use ferry_tests::{Client, Envoy, EnvoyConfig, Origin, Reply, Request, Response};
-use serde_yaml::Value;
 use synthetic::{Delegations, Holder};
 
 /// The seed of the synthetic delegation file.
@@ -95,25 +94,7 @@ fn envoy_config(plugin: String, origin: SocketAddr) -> EnvoyConfig {
     EnvoyConfig::shipped()
         .origin(origin)
         .plugin_config(plugin)
-        .edit(|doc| {
-            let filter: Value = serde_yaml::from_str(
-                r#"
-name: envoy.filters.listener.proxy_protocol
-typed_config:
-  "@type": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol
-"#,
-            )
-            .expect("valid YAML");
-            let listener = doc["static_resources"]["listeners"]
-                .as_sequence_mut()
-                .and_then(|listeners| {
-                    listeners
-                        .iter_mut()
-                        .find(|l| l["name"].as_str() == Some("mirror"))
-                })
-                .expect("the shipped config has a listener named mirror");
-            listener["listener_filters"] = Value::Sequence(vec![filter]);
-        })
+        .with_proxy_protocol()
 }
 
 /// The Envoy tests of this file run one at a time, so the readiness figures are not those of

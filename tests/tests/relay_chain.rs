@@ -11,21 +11,10 @@ use std::time::Duration;
 
 use ferry_tests::relay::{ProxyProtocol, Relay, RelayOptions};
 use ferry_tests::{Envoy, EnvoyConfig, Origin, Reply};
-use serde_yaml::Value;
 
 /// The shipped config with Envoy's PROXY protocol listener filter on the mirror listener.
 fn envoy_reading_proxy_headers(origin: SocketAddr) -> EnvoyConfig {
-    EnvoyConfig::shipped().origin(origin).edit(|doc| {
-        let filter: Value = serde_yaml::from_str(
-            r#"
-name: envoy.filters.listener.proxy_protocol
-typed_config:
-  "@type": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol
-"#,
-        )
-        .expect("valid YAML");
-        doc["static_resources"]["listeners"][0]["listener_filters"] = Value::Sequence(vec![filter]);
-    })
+    EnvoyConfig::shipped().origin(origin).with_proxy_protocol()
 }
 
 #[test]

@@ -243,6 +243,33 @@ impl EnvoyConfig {
         self
     }
 
+    /// Puts Envoy's PROXY protocol listener filter on the `mirror` listener of
+    /// `envoy/ferry.yaml`, so tests can present any client address in a PROXY header.
+    ///
+    /// # Panics
+    /// If the config has no listener named `mirror`.
+    pub fn with_proxy_protocol(self) -> Self {
+        self.edit(|doc| {
+            let filter: Value = serde_yaml::from_str(
+                r#"
+name: envoy.filters.listener.proxy_protocol
+typed_config:
+  "@type": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol
+"#,
+            )
+            .expect("valid YAML");
+            let listener = doc["static_resources"]["listeners"]
+                .as_sequence_mut()
+                .and_then(|listeners| {
+                    listeners
+                        .iter_mut()
+                        .find(|l| l["name"].as_str() == Some("mirror"))
+                })
+                .expect("the config has a listener named mirror");
+            listener["listener_filters"] = Value::Sequence(vec![filter]);
+        })
+    }
+
     /// The listener address asked for (port 0 means ephemeral).
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
