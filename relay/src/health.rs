@@ -1,12 +1,18 @@
 //! Active TCP health checks: every `interval`, a TCP connect to each upstream of a pool (and an
 //! immediate close); the result feeds the upstream's rise/fall state machine. Transitions are
-//! logged once each.
+//! logged once each. Where the listener sends PROXY headers, a check first sends the header of
+//! a connection without a client (v1 `UNKNOWN`, v2 `LOCAL`), as HAProxy's `check-send-proxy`
+//! does: an upstream that requires the header (Envoy's `proxy_protocol` listener filter) then
+//! sees a well-formed connection instead of counting an error every interval.
 
 use std::sync::Arc;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::config::ProxyVersion;
+use crate::proxy_protocol;
 use crate::upstream::{Pool, Transition};
 
 /// How a pool is checked (`timeout`: a connect not done by then counts as a failure).
@@ -17,8 +23,14 @@ pub async fn run(
     listener: String,
     pool: Arc<Pool>,
     checks: Checks,
+    proxy: ProxyVersion,
     mut stop: watch::Receiver<bool>,
 ) {
+    let header: Option<Arc<[u8]>> = match proxy {
+        ProxyVersion::None => None,
+        ProxyVersion::V1 => Some(proxy_protocol::encode_local(1).into()),
+        ProxyVersion::V2 => Some(proxy_protocol::encode_local(2).into()),
+    };
     let mut tick = tokio::time::interval(checks.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -32,11 +44,22 @@ pub async fn run(
         }
         let rounds = pool.upstreams().iter().map(|upstream| {
             let upstream = Arc::clone(upstream);
+            let header = header.clone();
             async move {
-                let ok = matches!(
-                    tokio::time::timeout(checks.timeout, TcpStream::connect(upstream.addr)).await,
-                    Ok(Ok(_))
-                );
+                let connected =
+                    tokio::time::timeout(checks.timeout, TcpStream::connect(upstream.addr)).await;
+                let ok = match connected {
+                    Ok(Ok(mut stream)) => {
+                        if let Some(header) = header {
+                            // Best effort: the connect is the check; a refused write changes
+                            // nothing about it.
+                            let _ = tokio::time::timeout(checks.timeout, stream.write_all(&header))
+                                .await;
+                        }
+                        true
+                    }
+                    _ => false,
+                };
                 (upstream, ok)
             }
         });
@@ -92,7 +115,13 @@ mod tests {
             fall: 2,
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run("t".into(), Arc::clone(&pool), checks, stop_rx));
+        let task = tokio::spawn(run(
+            "t".into(),
+            Arc::clone(&pool),
+            checks,
+            ProxyVersion::None,
+            stop_rx,
+        ));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while upstream.is_up() {
             assert!(tokio::time::Instant::now() < deadline, "never went down");
@@ -105,5 +134,45 @@ mod tests {
         }
         stop_tx.send(true).unwrap();
         task.await.unwrap();
+    }
+
+    /// With PROXY out, a check sends the header of a connection without a client, which the
+    /// relay's own parser reads back as such.
+    #[tokio::test]
+    async fn checks_send_a_local_proxy_header() {
+        for (version, expected) in [
+            (ProxyVersion::V1, b"PROXY UNKNOWN\r\n".to_vec()),
+            (ProxyVersion::V2, proxy_protocol::encode_local(2)),
+        ] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let upstream = Arc::new(Upstream::new(addr, false));
+            let pool = Arc::new(Pool::new(vec![upstream], Balance::RoundRobin));
+            let checks = Checks {
+                interval: Duration::from_millis(50),
+                timeout: Duration::from_millis(500),
+                rise: 1,
+                fall: 1,
+            };
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let task = tokio::spawn(run("t".into(), pool, checks, version, stop_rx));
+            let (mut check, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+                .await
+                .expect("a check within 5 s")
+                .unwrap();
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut check, &mut got)
+                .await
+                .unwrap();
+            assert_eq!(got, expected, "{version:?}");
+            match proxy_protocol::parse(&got).unwrap() {
+                proxy_protocol::Parsed::Header { len, source, .. } => {
+                    assert_eq!((len, source), (got.len(), None), "{version:?}");
+                }
+                other => panic!("{version:?}: {other:?}"),
+            }
+            stop_tx.send(true).unwrap();
+            task.await.unwrap();
+        }
     }
 }

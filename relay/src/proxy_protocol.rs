@@ -48,6 +48,18 @@ pub fn encode_v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The header of a connection that carries no client: v1 `PROXY UNKNOWN`, v2 command `LOCAL`
+/// with `AF_UNSPEC`. The relay's health checks send it, so that a receiver that requires a
+/// PROXY header (Envoy's listener filter) counts a check as a proper connection, not an error.
+pub fn encode_local(version: u8) -> Vec<u8> {
+    if version == 1 {
+        return b"PROXY UNKNOWN\r\n".to_vec();
+    }
+    let mut out = V2_SIGNATURE.to_vec();
+    out.extend_from_slice(&[0x20, 0x00, 0x00, 0x00]); // version 2, LOCAL; AF_UNSPEC; length 0
+    out
+}
+
 /// Writes a v2 header: command PROXY, `AF_INET` or `AF_INET6` over `STREAM`, no TLVs.
 pub fn encode_v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + 36);

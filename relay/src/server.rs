@@ -283,6 +283,7 @@ fn spawn_health(settings: &ListenerConfig, pool: &Arc<Pool>) -> watch::Sender<bo
         settings.name.clone(),
         Arc::clone(pool),
         settings.health,
+        settings.proxy_protocol,
         stop_rx,
     ));
     stop

@@ -360,3 +360,33 @@ fn the_redirect_node_sends_china_to_the_mirror_and_proxies_everyone_else() {
     assert_eq!(other.status, 421, "{}", other.text());
     assert_eq!(origin.requests().len(), 1);
 }
+
+/// The relay's health checks of Envoy send a PROXY v2 `LOCAL` header (as HAProxy's
+/// `check-send-proxy` does), so Envoy's PROXY listener filter sees well-formed connections
+/// rather than counting an error for each check.
+#[test]
+fn relay_health_checks_are_well_formed_proxy_connections() {
+    let chain = Chain::start(ChainOptions::default());
+    let envoy = chain.envoy();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    // No visitor connects: every PROXY header Envoy reads is a health check's.
+    while envoy
+        .counter("proxy_proto.relay.versions.v2.found")
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no health check reached Envoy:\n{}",
+            envoy.stats()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for stat in [
+        "proxy_proto.relay.not_found_disallowed",
+        "proxy_proto.relay.versions.v2.error",
+        "downstream_cx_proxy_proto_error",
+    ] {
+        assert_eq!(envoy.counter(stat), Some(0), "{stat}:\n{}", envoy.stats());
+    }
+}
