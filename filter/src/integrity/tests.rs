@@ -1,3 +1,6 @@
+//! Tests of `integrity` stripping: which tags lose the attribute and which keep it, tags cut
+//! across chunks, and the whole HTML pipeline against itself split at every offset.
+
 use super::*;
 use crate::body::{BodyRewriter, StreamBody};
 use crate::config::Config;

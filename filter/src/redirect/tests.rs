@@ -1,3 +1,7 @@
+//! Tests of the geo redirect decision: a table of requests, the response, configured status,
+//! port, scheme and exempt paths, the opt-out cookie, hosts, networks, and hostile input that
+//! must never produce a Location outside the mirror domain.
+
 use std::net::IpAddr;
 
 use super::*;
