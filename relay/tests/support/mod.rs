@@ -165,8 +165,12 @@ impl Upstream {
                             }
                         }
                     }
-                    // Health checks connect and close without a byte: not recorded.
-                    if !all.is_empty() {
+                    // Health checks connect and close without a byte, or with nothing but the
+                    // PROXY header of a connection without a client: not recorded.
+                    let health_check = all.is_empty()
+                        || all == ferry_relay::proxy_protocol::encode_local(1)
+                        || all == ferry_relay::proxy_protocol::encode_local(2);
+                    if !health_check {
                         rec.lock().unwrap().push(all);
                     }
                 });
