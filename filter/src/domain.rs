@@ -148,12 +148,16 @@ fn host_prefix(host: &[u8], domain: &[u8], subdomains: bool) -> Option<usize> {
         return Some(0);
     }
     let prefix = &host[..split];
+    let labels = &prefix[..prefix.len().saturating_sub(1)];
     let valid_sub = subdomains
         && prefix.len() >= 2
         && prefix.ends_with(b".")
-        && prefix[..prefix.len() - 1]
+        && labels
             .iter()
-            .all(|&b| is_label_byte(b) || b == b'.' || b == b'_');
+            .all(|&b| is_label_byte(b) || b == b'.' || b == b'_')
+        // No empty label: `..example.com` or `.a.example.com` is not a host name.
+        && !labels.starts_with(b".")
+        && !labels.windows(2).any(|w| w == b"..");
     valid_sub.then_some(split)
 }
 

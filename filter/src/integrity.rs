@@ -99,7 +99,7 @@ impl IntegrityStripper {
             let Some(tag) = enclosing_tag(&input[..limit], at) else {
                 continue;
             };
-            if let Some(span) = same_site_integrity(&input[tag.clone()], hosts) {
+            for span in same_site_integrity(&input[tag.clone()], hosts) {
                 removals.push((tag.start + span.0, tag.start + span.1));
             }
             from = from.max(tag.end);
@@ -170,6 +170,8 @@ fn enclosing_tag(input: &[u8], at: usize) -> Option<std::ops::Range<usize>> {
 /// ends, its name, and its value (unquoted).
 struct Attribute<'a> {
     lead: usize,
+    /// Where its name starts (after the whitespace from `lead`).
+    start: usize,
     end: usize,
     name: &'a [u8],
     value: &'a [u8],
@@ -227,6 +229,7 @@ fn attributes(tag: &[u8]) -> Vec<Attribute<'_>> {
         }
         out.push(Attribute {
             lead,
+            start: name_start,
             end: i.min(tag.len()),
             name,
             value,
@@ -236,7 +239,12 @@ fn attributes(tag: &[u8]) -> Vec<Attribute<'_>> {
 
 /// The span (leading whitespace included) of the tag's `integrity` attribute, if the tag
 /// loads a same-site URL.
-fn same_site_integrity(tag: &[u8], hosts: &HostMap) -> Option<(usize, usize)> {
+///
+/// Every `integrity` attribute goes (a browser would enforce a second one). The whitespace
+/// before one goes with it, unless the next byte would then touch the previous token
+/// (`<script integrity="x"src=...>` must not become `<scriptsrc=...>`): then one whitespace
+/// byte stays.
+fn same_site_integrity(tag: &[u8], hosts: &HostMap) -> Vec<(usize, usize)> {
     let attrs = attributes(tag);
     // `enclosing_tag` only passes `<script` and `<link` tags.
     let url_attr: &[u8] = if tag
@@ -247,18 +255,39 @@ fn same_site_integrity(tag: &[u8], hosts: &HostMap) -> Option<(usize, usize)> {
     } else {
         b"href"
     };
-    let integrity = attrs
+    let same_site = attrs
         .iter()
-        .find(|a| a.name.eq_ignore_ascii_case(b"integrity"))?;
-    let url = attrs
+        .find(|a| a.name.eq_ignore_ascii_case(url_attr))
+        .is_some_and(|url| is_same_site(url.value, hosts));
+    if !same_site {
+        return Vec::new();
+    }
+    attrs
         .iter()
-        .find(|a| a.name.eq_ignore_ascii_case(url_attr))?;
-    is_same_site(url.value, hosts).then_some((integrity.lead, integrity.end))
+        .filter(|a| a.name.eq_ignore_ascii_case(b"integrity"))
+        .map(|a| {
+            let separated = tag
+                .get(a.end)
+                .is_none_or(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/');
+            if separated || a.start == a.lead {
+                (a.lead, a.end)
+            } else {
+                (a.lead + 1, a.end)
+            }
+        })
+        .collect()
 }
 
 /// Whether a URL, as written in an attribute, is relative or names a configured host.
 pub fn is_same_site(url: &[u8], hosts: &HostMap) -> bool {
-    let url = url.trim_ascii();
+    // As browsers parse http(s) URLs: tabs and newlines are dropped, `\` is `/`.
+    let url: Vec<u8> = url
+        .trim_ascii()
+        .iter()
+        .filter(|&&b| !matches!(b, b'\t' | b'\r' | b'\n'))
+        .map(|&b| if b == b'\\' { b'/' } else { b })
+        .collect();
+    let url = url.as_slice();
     let after_scheme = match scheme_end(url) {
         Some(colon) => {
             let scheme = &url[..colon];

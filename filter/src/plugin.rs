@@ -336,6 +336,7 @@ impl Stream {
             path: first(":path").unwrap_or_default(),
             country: redirect.country_header.as_deref().and_then(first),
             cookies: &cookies,
+            fetch_mode: first("sec-fetch-mode"),
         };
         let source = || {
             let raw = hostcalls::get_property(vec!["source", "address"]).ok()??;

@@ -5,6 +5,10 @@
 //! country, so it is tested here without a host. The rules, in the order they are checked:
 //!
 //! 1. Only `GET` and `HEAD` are redirected; a form post must not turn into a `GET` elsewhere.
+//!    And only page loads: a request whose `Sec-Fetch-Mode` says it is not a navigation (a
+//!    font, a `fetch`, a script loaded from another site) stays, because a redirect answered to
+//!    a cross-origin request fails its CORS check in the browser and the request would break.
+//!    Requests without the header (older browsers, curl) are treated as page loads.
 //! 2. Only requests for a redirect host: by default every origin domain (and its subdomains
 //!    where the pair has `subdomains`), or the configured `hosts`. A mirror host is never
 //!    redirected, whatever the configuration says, so a loop is impossible.
@@ -65,6 +69,8 @@ pub struct RequestFacts<'a> {
     pub country: Option<&'a [u8]>,
     /// Every `Cookie` header value.
     pub cookies: &'a [&'a [u8]],
+    /// `Sec-Fetch-Mode`, if the browser sent it.
+    pub fetch_mode: Option<&'a [u8]>,
 }
 
 /// The redirect to send.
@@ -81,6 +87,8 @@ pub struct RedirectResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stay {
     Method,
+    /// A browser's subresource, `fetch` or XHR (`Sec-Fetch-Mode` other than `navigate`).
+    NotNavigation,
     /// Not a redirect host (a mirror host, another site, an IP literal).
     Host,
     /// Not an origin-form path of visible ASCII.
@@ -110,6 +118,12 @@ impl RedirectConfig {
     ) -> Decision {
         if request.method != b"GET" && request.method != b"HEAD" {
             return Decision::Stay(Stay::Method);
+        }
+        if request
+            .fetch_mode
+            .is_some_and(|mode| !mode.trim_ascii().eq_ignore_ascii_case(b"navigate"))
+        {
+            return Decision::Stay(Stay::NotNavigation);
         }
         let Some(mirror_host) = self.mirror_host(hosts, request.authority) else {
             return Decision::Stay(Stay::Host);

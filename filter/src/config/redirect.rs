@@ -48,9 +48,11 @@ enum RawNetworks {
 impl RawRedirect {
     pub(super) fn validate(self, domains: &[DomainPair]) -> Result<RedirectConfig, ConfigError> {
         if self.countries.is_empty() {
-            return Err(ConfigError::EmptyList {
-                field: "redirect.countries",
-            });
+            return Err(invalid(
+                "redirect.countries",
+                "[]",
+                "at least one country code is required, e.g. [\"CN\"]",
+            ));
         }
         let mut countries: Vec<String> = Vec::with_capacity(self.countries.len());
         for (index, code) in self.countries.iter().enumerate() {
@@ -74,7 +76,20 @@ impl RawRedirect {
 
         let networks = match self.networks {
             None => None,
-            Some(map) => Some(parse_networks(map, &countries)?),
+            Some(map) => {
+                // With networks as the only source, a listed country without networks would
+                // silently never be redirected.
+                if self.country_header.is_none() {
+                    if let Some(missing) = countries.iter().find(|c| !map.contains_key(*c)) {
+                        return Err(invalid(
+                            format!("redirect.networks.{missing}"),
+                            missing,
+                            "this country is in redirect.countries but has no networks, and no country_header is named: its visitors would never be redirected",
+                        ));
+                    }
+                }
+                Some(parse_networks(map, &countries)?)
+            }
         };
         // Without networks the header is the only source, so it has a default; with networks
         // it is used only when named (a header nobody sanitizes must not decide).
@@ -245,9 +260,11 @@ fn parse_networks(
     }
     let set = NetworkSet::from_cidrs(cidrs);
     if set.is_empty() {
-        return Err(ConfigError::EmptyList {
-            field: "redirect.networks",
-        });
+        return Err(invalid(
+            "redirect.networks",
+            "{}",
+            "no networks at all; give each country's list, or leave the field out to use the country header",
+        ));
     }
     Ok(set)
 }

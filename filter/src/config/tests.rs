@@ -115,7 +115,14 @@ fn every_error_names_the_field_and_the_value() {
 fn redirect_errors_name_the_field_and_the_value() {
     let cases: &[(&str, &[&str])] = &[
         (r#"{}"#, &["redirect", "missing field `countries`"]),
-        (r#"{"countries": []}"#, &["redirect.countries", "empty"]),
+        (
+            r#"{"countries": []}"#,
+            &["redirect.countries", "at least one"],
+        ),
+        (
+            r#"{"countries": ["CN", "HK"], "networks": {"CN": ["1.0.1.0/24"]}}"#,
+            &["redirect.networks.HK", "no networks", "never be redirected"],
+        ),
         (
             r#"{"countries": ["China"]}"#,
             &["redirect.countries[0]", "\"China\"", "two-letter"],
@@ -181,7 +188,7 @@ fn redirect_errors_name_the_field_and_the_value() {
             &["redirect.port", "70000"],
         ),
         (
-            r#"{"countries": ["CN"], "networks": {"HK": ["1.0.1.0/24"]}}"#,
+            r#"{"countries": ["CN"], "networks": {"CN": ["1.0.2.0/24"], "HK": ["1.0.1.0/24"]}}"#,
             &["redirect.networks.HK", "not in redirect.countries"],
         ),
         (
@@ -194,7 +201,7 @@ fn redirect_errors_name_the_field_and_the_value() {
         ),
         (
             r#"{"countries": ["CN"], "networks": {"CN": []}}"#,
-            &["redirect.networks", "empty"],
+            &["redirect.networks", "no networks"],
         ),
         (
             r#"{"countries": ["CN"], "networks": {"CN": 5}}"#,

@@ -77,6 +77,24 @@ fn same_site_tags_lose_integrity() {
             integrity = "sha256-x" defer></script>"#,
             r#"<script	src="/a.js" defer></script>"#,
         ),
+        // Minified: no space after a quoted value; the tag name must not glue to what follows.
+        (
+            r#"<script integrity="sha384-x"src="/a.js"></script>"#,
+            r#"<script src="/a.js"></script>"#,
+        ),
+        (
+            r#"<link integrity=".."href="/a.css" rel=stylesheet>"#,
+            r#"<link href="/a.css" rel=stylesheet>"#,
+        ),
+        (
+            r#"<script src="/a.js"integrity="x"defer></script>"#,
+            r#"<script src="/a.js"defer></script>"#,
+        ),
+        // Every integrity attribute goes, not just the first.
+        (
+            r#"<script src=/a.js integrity=x integrity=y></script>"#,
+            r#"<script src=/a.js></script>"#,
+        ),
     ];
     for (input, want) in cases {
         let input = input.replace("{SRI}", SRI);
@@ -89,6 +107,11 @@ fn other_tags_keep_it() {
     let cases: &[&str] = &[
         r#"<script src="https://cdnjs.cloudflare.com/a.js" {SRI}></script>"#,
         r#"<script src="//evil.test/a.js" {SRI}></script>"#,
+        // Browsers read `\` as `/` and drop tabs and newlines in http(s) URLs.
+        r#"<script src="/\cdn.other.test/a.js" {SRI}></script>"#,
+        r#"<script src="\\cdn.other.test/a.js" {SRI}></script>"#,
+        r#"<script src="/
+/cdn.other.test/a.js" {SRI}></script>"#,
         r#"<script src="https://example.com.evil.test/a.js" {SRI}></script>"#,
         r#"<script src="https://example.com@evil.test/a.js" {SRI}></script>"#,
         r#"<script src="data:text/javascript,1" {SRI}></script>"#,

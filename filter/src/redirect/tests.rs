@@ -30,6 +30,7 @@ fn get<'a>(authority: &'a str, path: &'a str, country: Option<&'a str>) -> Reque
         path: path.as_bytes(),
         country: country.map(str::as_bytes),
         cookies: &[],
+        fetch_mode: None,
     }
 }
 
@@ -111,6 +112,8 @@ fn header_decisions() {
             Err(Stay::Host),
         ),
         ("GET", "[::1]:443", "/", Some("CN"), Err(Stay::Host)),
+        ("GET", "..example.com", "/", Some("CN"), Err(Stay::Host)),
+        ("GET", "a..b.example.com", "/", Some("CN"), Err(Stay::Host)),
         ("GET", "203.0.113.9", "/", Some("CN"), Err(Stay::Host)),
         ("GET", "", "/", Some("CN"), Err(Stay::Host)),
         ("GET", "example.com", "*", Some("CN"), Err(Stay::Path)),
@@ -384,6 +387,33 @@ fn no_open_redirect() {
                 );
                 assert!(rest[host.len()..].starts_with(path), "{loc}");
             }
+        }
+    }
+}
+
+/// Only page loads are redirected: a cross-origin font, fetch or script would fail its CORS
+/// check on a redirect, so those go to the origin domain as they asked.
+#[test]
+fn only_navigations_are_redirected() {
+    let (c, hosts) = header_config();
+    let cases: &[(Option<&str>, bool)] = &[
+        (None, true),
+        (Some("navigate"), true),
+        (Some("Navigate"), true),
+        (Some("cors"), false),
+        (Some("no-cors"), false),
+        (Some("same-origin"), false),
+        (Some("websocket"), false),
+    ];
+    for (mode, redirected) in cases {
+        let request = RequestFacts {
+            fetch_mode: mode.map(str::as_bytes),
+            ..get("example.com", "/font.woff2", Some("CN"))
+        };
+        let d = c.decide(&hosts, &request, || None);
+        assert_eq!(location(&d).is_some(), *redirected, "{mode:?}: {d:?}");
+        if !redirected {
+            assert_eq!(d, Decision::Stay(Stay::NotNavigation));
         }
     }
 }

@@ -424,6 +424,14 @@ typed_config:
             let socket = at(listener, &["address", "socket_address"])
                 .ok_or_else(|| missing(&format!("listener {name}: address.socket_address")))?;
             set_socket(socket, addr);
+            if addr.port() == 0 {
+                // With SO_REUSEPORT (Envoy's default), bind(0) may hand out a port another
+                // Envoy of this user already listens on, and the two would share connections:
+                // tests running side by side would see each other's traffic.
+                if let Value::Mapping(map) = listener {
+                    map.insert("enable_reuse_port".into(), false.into());
+                }
+            }
         }
         Ok(())
     }
