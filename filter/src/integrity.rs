@@ -213,7 +213,8 @@ fn attributes(tag: &[u8]) -> Vec<Attribute<'_>> {
                     let len = tag[start..]
                         .iter()
                         .position(|&b| b == q)
-                        .unwrap_or(tag.len() - start);
+                        // Unterminated: up to, never including, the tag's closing `>`.
+                        .unwrap_or(tag.len().saturating_sub(1).saturating_sub(start));
                     value = &tag[start..start + len];
                     j = start + len + 1;
                 }
@@ -230,7 +231,8 @@ fn attributes(tag: &[u8]) -> Vec<Attribute<'_>> {
         out.push(Attribute {
             lead,
             start: name_start,
-            end: i.min(tag.len()),
+            // Never the closing `>`: removals stay inside the tag (see `crate::body`).
+            end: i.min(tag.len().saturating_sub(1)),
             name,
             value,
         });

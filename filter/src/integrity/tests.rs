@@ -90,6 +90,11 @@ fn same_site_tags_lose_integrity() {
             r#"<script src="/a.js"integrity="x"defer></script>"#,
             r#"<script src="/a.js"defer></script>"#,
         ),
+        // An unterminated quote ends at the tag's `>`, which stays.
+        (
+            r#"<link href=/a.css integrity="sha25>x"#,
+            r#"<link href=/a.css>x"#,
+        ),
         // Every integrity attribute goes, not just the first.
         (
             r#"<script src=/a.js integrity=x integrity=y></script>"#,
