@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
+use ferry_tests::body::Rng;
 use ferry_tests::mmdb::{self, CountryDb, Network};
 use ferry_tests::{Envoy, EnvoyConfig, Origin, Reply};
 use maxminddb::{geoip2, Reader};
@@ -278,27 +279,6 @@ fn write_puts_the_whole_file_in_place() {
     assert!(std::fs::read(&path).expect("read") == db.to_bytes());
     let names: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
     assert_eq!(names.len(), 1, "no temp file is left behind: {names:?}");
-}
-
-/// A deterministic pseudo-random generator (SplitMix64), so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn u128(&mut self) -> u128 {
-        (u128::from(self.next()) << 64) | u128::from(self.next())
-    }
 }
 
 const COUNTRIES: [&str; 6] = ["CN", "US", "HK", "JP", "DE", "AQ"];

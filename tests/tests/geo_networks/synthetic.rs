@@ -8,6 +8,7 @@
 //! tools under test: every block, addresses to probe, and the number of ranges the CN blocks
 //! make once adjacent ones are merged.
 
+use ferry_tests::body::Rng;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -124,22 +125,13 @@ pub struct Delegations {
     pub v6_gaps: Vec<u128>,
 }
 
-/// SplitMix64.
-struct Rng(u64);
+/// The picks the generator needs beyond [`Rng`].
+trait Picks {
+    fn pick<T: Copy>(&mut self, table: &[(T, u64)]) -> T;
+    fn other_holder(&mut self) -> Holder;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
+impl Picks for Rng {
     /// A value from a `(value, weight per mille)` table.
     fn pick<T: Copy>(&mut self, table: &[(T, u64)]) -> T {
         let mut roll = self.below(1000);
