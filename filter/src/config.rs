@@ -8,31 +8,44 @@
 use serde::Deserialize;
 use std::collections::HashSet;
 
+use crate::decode::DecodeLimits;
 use crate::domain::{self, DomainError};
 use crate::networks::CidrError;
 use crate::redirect::RedirectConfig;
 
 mod redirect;
 
-/// Response content types that are rewritten when the configuration does not list its own.
+/// Response content types that are rewritten when the configuration does not list its own:
+/// every type of today's web platform that carries URLs as text. `application/*+json` and
+/// `application/*+xml` are the structured-syntax suffixes (RFC 6839): vendor JSON APIs
+/// (`application/vnd.api+json`, `application/problem+json`), feeds, manifests, DASH manifests.
 pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
     "text/html",
+    "application/xhtml+xml",
     "text/css",
     "text/javascript",
     "application/javascript",
+    "application/x-javascript",
+    "application/ecmascript",
+    "text/ecmascript",
     "application/json",
-    "application/ld+json",
-    "application/manifest+json",
+    "text/json",
+    "application/*+json",
     "application/xml",
     "text/xml",
-    "application/rss+xml",
-    "application/atom+xml",
+    "application/*+xml",
     "image/svg+xml",
     "text/plain",
+    "text/event-stream",
+    "application/vnd.apple.mpegurl",
+    "application/x-mpegurl",
+    "audio/mpegurl",
+    "text/vtt",
 ];
 
 /// Response headers whose values are rewritten origin -> mirror when the configuration does not
-/// list its own. `set-cookie` is special: only its `Domain` attribute is rewritten.
+/// list its own: every header of today's web platform whose value may carry a URL or an origin.
+/// `set-cookie` is special: only its `Domain` attribute is rewritten.
 pub const DEFAULT_RESPONSE_HEADERS: &[&str] = &[
     "location",
     "content-location",
@@ -42,6 +55,18 @@ pub const DEFAULT_RESPONSE_HEADERS: &[&str] = &[
     "access-control-allow-origin",
     "content-security-policy",
     "content-security-policy-report-only",
+    "reporting-endpoints",
+    "report-to",
+    "timing-allow-origin",
+    "sourcemap",
+    "x-sourcemap",
+    "x-frame-options",
+    "permissions-policy",
+    "permissions-policy-report-only",
+    "feature-policy",
+    "speculation-rules",
+    "x-xss-protection",
+    "expect-ct",
 ];
 
 /// Why a configuration was refused. The message names the field and the value.
@@ -117,7 +142,22 @@ struct RawConfig {
     redirect: Option<redirect::RawRedirect>,
     #[serde(default)]
     integrity: Option<String>,
+    #[serde(default)]
+    decompression: Option<RawDecompression>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDecompression {
+    #[serde(default)]
+    max_bytes: Option<u64>,
+    #[serde(default)]
+    max_ratio: Option<u64>,
+}
+
+/// Bounds of `decompression.max_bytes` and `decompression.max_ratio`.
+const MAX_BYTES_RANGE: (u64, u64) = (1 << 20, 1 << 30);
+const MAX_RATIO_RANGE: (u64, u64) = (10, 1_000_000);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,11 +181,14 @@ pub struct DomainPair {
     pub subdomains: bool,
 }
 
-/// A content type the filter rewrites: an exact `type/subtype` or a `type/*` family.
+/// A content type the filter rewrites: an exact `type/subtype`, a `type/*` family, or a
+/// `type/*+suffix` structured syntax (`application/*+json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContentTypeRule {
     Exact(String),
     Family(String),
+    /// The type and the suffix with its `+`.
+    Suffix(String, String),
 }
 
 /// The validated configuration.
@@ -161,6 +204,8 @@ pub struct Config {
     pub redirect: Option<RedirectConfig>,
     /// What happens to `integrity` attributes of same-site scripts and stylesheets in HTML.
     pub integrity: IntegrityPolicy,
+    /// How far a compressed response body may decode.
+    pub decode_limits: DecodeLimits,
 }
 
 /// Subresource Integrity: a same-site script or stylesheet whose content the filter rewrites
@@ -207,6 +252,10 @@ impl Config {
             ContentTypeRule::Family(prefix) => media_type
                 .strip_prefix(prefix.as_str())
                 .is_some_and(|rest| rest.starts_with('/')),
+            ContentTypeRule::Suffix(kind, suffix) => media_type
+                .strip_prefix(kind.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|sub| sub.len() > suffix.len() && sub.ends_with(suffix.as_str())),
         })
     }
 }
@@ -239,7 +288,7 @@ impl RawConfig {
         let content_types = match self.content_types {
             None => DEFAULT_CONTENT_TYPES
                 .iter()
-                .map(|t| ContentTypeRule::Exact((*t).to_string()))
+                .map(|t| parse_content_type(t).expect("valid defaults"))
                 .collect(),
             Some(list) => parse_list("content_types", list, parse_content_type)?,
         };
@@ -265,6 +314,10 @@ impl RawConfig {
             None => None,
             Some(raw) => Some(raw.validate(&domains)?),
         };
+        let decode_limits = match self.decompression {
+            None => DecodeLimits::default(),
+            Some(raw) => raw.validate()?,
+        };
         Ok(Config {
             domains,
             content_types,
@@ -272,6 +325,39 @@ impl RawConfig {
             identity_encoding: self.identity_encoding,
             redirect,
             integrity,
+            decode_limits,
+        })
+    }
+}
+
+impl RawDecompression {
+    fn validate(self) -> Result<DecodeLimits, ConfigError> {
+        let defaults = DecodeLimits::default();
+        let within = |field: &str, value: Option<u64>, default: u64, (min, max): (u64, u64)| {
+            let value = value.unwrap_or(default);
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(invalid(
+                    format!("decompression.{field}"),
+                    value,
+                    format!("expected {min} to {max}"),
+                ))
+            }
+        };
+        Ok(DecodeLimits {
+            max_bytes: within(
+                "max_bytes",
+                self.max_bytes,
+                defaults.max_bytes,
+                MAX_BYTES_RANGE,
+            )?,
+            max_ratio: within(
+                "max_ratio",
+                self.max_ratio,
+                defaults.max_ratio,
+                MAX_RATIO_RANGE,
+            )?,
         })
     }
 }
@@ -340,17 +426,27 @@ fn is_token(s: &str) -> bool {
 }
 
 fn parse_content_type(s: &str) -> Result<ContentTypeRule, &'static str> {
+    const EXPECTED: &str = "expected type/subtype, e.g. text/html, text/* or application/*+json";
     let Some((kind, sub)) = s.split_once('/') else {
-        return Err("expected type/subtype, e.g. text/html or text/*");
+        return Err(EXPECTED);
     };
-    if !is_token(kind) || kind == "*" {
-        return Err("expected type/subtype, e.g. text/html or text/*");
+    if !is_token(kind) || kind.contains('*') {
+        return Err(EXPECTED);
     }
     if sub == "*" {
         return Ok(ContentTypeRule::Family(kind.to_string()));
     }
-    if !is_token(sub) {
-        return Err("expected type/subtype, e.g. text/html or text/*");
+    if let Some(suffix) = sub.strip_prefix("*+") {
+        if is_token(suffix) && !suffix.contains(['*', '+']) {
+            return Ok(ContentTypeRule::Suffix(
+                kind.to_string(),
+                format!("+{suffix}"),
+            ));
+        }
+        return Err(EXPECTED);
+    }
+    if !is_token(sub) || sub.contains('*') {
+        return Err(EXPECTED);
     }
     Ok(ContentTypeRule::Exact(s.to_string()))
 }

@@ -2,10 +2,11 @@
 //!
 //! Requests go mirror -> origin: the authority (`:authority`, which is `Host` in HTTP/1), and the
 //! host part of `Origin` and `Referer` (only the host: a query string that mentions the mirror
-//! is the visitor's data). Responses go origin -> mirror, for the configured list of headers:
+//! is the visitor's data); `Range` is dropped unless the body is one that is never rewritten
+//! ([`keeps_range`]). Responses go origin -> mirror, for the configured list of headers:
 //! URL-bearing headers (`Location`, `Link`, `Content-Security-Policy`, ...) through the same
 //! engine as bodies, and `Set-Cookie` through its `Domain` attribute alone, so cookie names and
-//! values are never touched.
+//! values are never touched; `Alt-Svc` is dropped ([`DROPPED_RESPONSE_HEADERS`]).
 
 use crate::domain::{split_port, Direction, HostMap};
 use crate::rewrite::Rewriter;
@@ -67,8 +68,13 @@ pub fn set_cookie(hosts: &HostMap, value: &[u8]) -> Option<Vec<u8>> {
             continue;
         }
         let raw = &part[eq + 1..];
-        let lead = raw.len() - raw.trim_ascii_start().len();
-        let domain = raw.trim_ascii();
+        let mut lead = raw.len() - raw.trim_ascii_start().len();
+        let mut domain = raw.trim_ascii();
+        // A quoted value (`Domain="example.com"`, which some servers send) keeps its quotes.
+        if let [b'"', inner @ .., b'"'] = domain {
+            domain = inner;
+            lead += 1;
+        }
         let dot = usize::from(domain.first() == Some(&b'.'));
         let Some(mapped) = hosts.map(&domain[dot..], Direction::OriginToMirror) else {
             continue;
@@ -82,6 +88,45 @@ pub fn set_cookie(hosts: &HostMap, value: &[u8]) -> Option<Vec<u8>> {
     let mut buf = out?;
     buf.extend_from_slice(&value[copied..]);
     Some(buf)
+}
+
+/// Response headers removed from every mirror response: `Alt-Svc` announces the origin's other
+/// endpoints (HTTP/3 over UDP, other hosts), which are not the mirror's; the mirror is reached
+/// through the relays over TCP only, and a browser that believed it would try QUIC first.
+pub const DROPPED_RESPONSE_HEADERS: &[&str] = &["alt-svc"];
+
+/// File extensions of bodies that are never rewritten and that players and download managers
+/// fetch in ranges: media, archives, fonts, images, documents.
+const RANGED_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "m4a", "m4s", "mp3", "aac", "ogg", "oga", "ogv", "opus", "wav", "flac", "webm",
+    "weba", "mkv", "mov", "avi", "ts", "zip", "gz", "tgz", "bz2", "xz", "zst", "7z", "rar", "tar",
+    "iso", "dmg", "exe", "msi", "apk", "deb", "rpm", "pkg", "bin", "img", "pdf", "woff", "woff2",
+    "ttf", "otf", "eot", "png", "jpg", "jpeg", "gif", "webp", "avif", "ico", "bmp", "tif", "tiff",
+    "heic", "wasm",
+];
+
+/// Whether a mirror request keeps its `Range` (and `If-Range`) header. A range of a rewritten
+/// body cannot be served (its bytes and offsets are the origin's), so `Range` is dropped and
+/// the visitor gets the whole rewritten body as a 200, which HTTP allows, unless the request is
+/// evidently for a body that is never rewritten: a media element's request (`Sec-Fetch-Dest`
+/// `audio`, `video` or `track`) or a path whose extension is one of media, archives, fonts,
+/// images or documents. There a range keeps its meaning, and seeking a video stays cheap.
+pub fn keeps_range(path: &[u8], fetch_dest: Option<&[u8]>) -> bool {
+    if fetch_dest.is_some_and(|d| matches!(d, b"audio" | b"video" | b"track")) {
+        return true;
+    }
+    let path = &path[..path
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(path.len())];
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    let Some(dot) = name.iter().rposition(|&b| b == b'.') else {
+        return false;
+    };
+    let ext = &name[dot + 1..];
+    RANGED_EXTENSIONS
+        .iter()
+        .any(|e| e.as_bytes().eq_ignore_ascii_case(ext))
 }
 
 /// New value of response header `name` (lowercase), or `None` when it stays.
@@ -171,6 +216,16 @@ mod tests {
                 Some("sid=1; Domain = www.example.cn ; Secure"),
             ),
             (
+                "sid=1; Domain=\"example.com\"; Path=/",
+                Some("sid=1; Domain=\"example.cn\"; Path=/"),
+            ),
+            (
+                "sid=1; Domain= \".example.com\" ",
+                Some("sid=1; Domain= \".example.cn\" "),
+            ),
+            ("sid=1; Domain=\"", None),
+            ("sid=1; Domain=\"\"", None),
+            (
                 "a=b;Domain=img.examplecdn.net",
                 Some("a=b;Domain=img.cdn.example.cn"),
             ),
@@ -239,6 +294,33 @@ mod tests {
         for (name, input, want) in cases {
             let got = s(response_value(name, input.as_bytes(), &h, &rw));
             assert_eq!(got.as_deref(), *want, "{name}: {input}");
+        }
+    }
+
+    #[test]
+    fn ranges_kept_only_for_bodies_never_rewritten() {
+        let cases: &[(&str, Option<&str>, bool)] = &[
+            ("/", None, false),
+            ("/page.html", None, false),
+            ("/app.js?v=1", None, false),
+            ("/api/items", Some("empty"), false),
+            ("/movie.mp4", None, true),
+            ("/movie.MP4?token=x", None, true),
+            ("/stream", Some("video"), true),
+            ("/podcast", Some("audio"), true),
+            ("/a.tar.gz", None, true),
+            ("/fonts/x.woff2#f", None, true),
+            ("/report.pdf", Some("document"), true),
+            ("/dir.mp4/page", None, false),
+            ("/file.", None, false),
+            ("/x?name=a.mp4", None, false),
+        ];
+        for (path, dest, want) in cases {
+            assert_eq!(
+                keeps_range(path.as_bytes(), dest.map(str::as_bytes)),
+                *want,
+                "{path} {dest:?}"
+            );
         }
     }
 

@@ -15,7 +15,9 @@
 //! * [`domain`]: domain-name validation, label-boundary byte classes, host mapping.
 //! * [`rewrite`]: the streaming origin -> mirror body rewriter.
 //! * [`integrity`]: dropping `integrity` attributes of same-site scripts and stylesheets.
-//! * [`body`]: the body pipeline (integrity, then domains) and its streaming driver.
+//! * [`body`]: the body pipeline of one step (integrity, then domains).
+//! * [`stream`]: the streaming driver: per chunk, what Envoy is told to do with it.
+//! * [`decode`]: gzip, deflate, brotli and zstd decoding for origins that compress anyway.
 //! * [`headers`]: which request and response headers change, and how.
 //! * [`policy`]: per-response decisions: rewrite the body or not, `Content-Length`, `ETag`.
 //! * [`redirect`]: the geo redirect of visitors from listed countries to the mirror host.
@@ -25,6 +27,7 @@
 
 pub mod body;
 pub mod config;
+pub mod decode;
 pub mod domain;
 pub mod headers;
 pub mod integrity;
@@ -32,6 +35,7 @@ pub mod networks;
 pub mod policy;
 pub mod redirect;
 pub mod rewrite;
+pub mod stream;
 #[doc(hidden)]
 pub mod testing;
 

@@ -3,17 +3,18 @@
 //!
 //! Envoy's rules shape this file:
 //! * Response headers leave Envoy when `on_http_response_headers` returns, so everything a
-//!   rewritten body implies for them (`Content-Length`, `ETag`) is decided there.
-//! * `set_buffer` on a body accepts a replace of the whole current buffer (start 0, size = its
-//!   length) or an append; anything else is an error on which the SDK panics and the VM dies.
-//!   This file only ever replaces the whole buffer.
-//! * Returning `Pause` from a body callback makes Envoy keep the chunk and call again with it
-//!   and the next chunk together. Over the buffer limit that ends the response (500 or reset),
-//!   so bodies stream with `Continue`, and `Pause` is used for one purpose only: when a chunk
-//!   ends in bytes that could still become a domain name, Envoy keeps them (with the chunk)
-//!   until the next chunk decides. Because Envoy holds them, they also survive a response that
-//!   ends with trailers, where no body callback ever sees `end_of_stream`: the trailers
-//!   callback still reaches the paused buffer and flushes it.
+//!   rewritten body implies for them (`Content-Length`, `Content-Encoding`, `ETag`) is decided
+//!   there.
+//! * A body callback sees one chunk. Whatever [`crate::stream`] plans for it is carried out at
+//!   once: the chunk goes on unchanged (`Continue`), or replaced as a whole (`set_buffer` over
+//!   the whole buffer, then `Continue`). The filter never returns `Pause` from a body callback
+//!   to make Envoy keep a chunk: what Envoy keeps for a filter counts against the stream's
+//!   buffer limit (an HTTP/2 stream window of 64 KiB in `envoy/us-east.yaml`), and over it
+//!   Envoy resets the response. DESIGN.md has the details.
+//! * When the core plans a failure, the chunk is emptied, the stream reset
+//!   (`proxy_close_stream`, which Envoy runs right after the callback), and the callback returns
+//!   `Pause` so that no end of stream can slip out first: the client sees a reset, never a clean
+//!   shorter body.
 //! * The SDK's header getters panic on values that are not UTF-8; only byte getters are used.
 
 mod metrics;
@@ -27,18 +28,17 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::body::BodyRewriter;
 use crate::config::Config;
+use crate::decode::Decoder;
 use crate::domain::HostMap;
 use crate::headers;
 use crate::policy::{self, BodyPlan, PassReason, ResponseFacts};
 use crate::redirect::{Decision, RedirectConfig, RequestFacts, Stay};
-use crate::rewrite;
+use crate::stream::{BodyStream, Failure, Plan};
 use metrics::{Counter, Metrics, Tally};
 
-/// The largest buffer the filter asks Envoy to hold (`Action::Pause`) while a domain name may
-/// be split across chunks; Envoy then adds the next chunk to it, and over its buffer limit
-/// (1 MiB by default) it would reset the response. Larger chunks have their undecided tail cut
-/// off and carried instead.
-const PAUSE_LIMIT: usize = 128 * 1024;
+/// What a mirror request asks the origin for when `identity_encoding` is off: the codings the
+/// filter decodes.
+const DECODABLE: &[u8] = b"gzip, deflate, br, zstd";
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -80,7 +80,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let body = match BodyRewriter::new(&config) {
+        let body = match BodyRewriter::new(&config.domains, config.integrity) {
             Ok(r) => r,
             Err(e) => {
                 log::error!("invalid configuration: domains: {e}");
@@ -144,25 +144,10 @@ impl RootContext for Root {
 
 /// The response body of one stream.
 enum Body {
-    /// Not ours, or passed byte for byte.
+    /// Not ours, passed byte for byte, or reset.
     Pass,
-    /// Streamed through the rewriter.
-    Rewrite(Flow),
-}
-
-/// Where a rewritten body stands between two callbacks.
-#[derive(Default)]
-struct Flow {
-    /// The raw bytes before the first byte still to decide.
-    context: rewrite::Context,
-    /// The response is HTML (same-site `integrity` attributes may be dropped).
-    html: bool,
-    /// Envoy holds the undecided tail for us, with the chunk it ended (`Action::Pause`).
-    paused: bool,
-    /// While paused: how many bytes at the front of Envoy's buffer are final output.
-    done: usize,
-    /// Otherwise: the undecided tail, cut off the previous chunk, to put in front of the next.
-    carry: Vec<u8>,
+    /// Streamed through the core's driver.
+    Rewrite(Box<BodyStream>),
 }
 
 struct Stream {
@@ -200,6 +185,12 @@ impl HttpContext for Stream {
         shared.metrics.add(Counter::RequestsMirror, 1);
         self.set_header(map, ":authority", &origin_authority);
         let pairs = hostcalls::get_map_bytes(map).unwrap_or_default();
+        let first = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_slice())
+        };
         for (name, value) in &pairs {
             if name == "origin" || name == "referer" {
                 if let Some(new) = headers::request_url(&shared.hosts, value) {
@@ -207,11 +198,24 @@ impl HttpContext for Stream {
                 }
             }
         }
-        if shared.config.identity_encoding {
-            // Not counted as a rewrite: it is a request to the origin, not a translation.
-            if hostcalls::set_map_value_bytes(map, "accept-encoding", Some(b"identity")).is_err() {
-                self.tally.host_errors += 1;
+        if first("range").is_some()
+            && !headers::keeps_range(first(":path").unwrap_or_default(), first("sec-fetch-dest"))
+        {
+            for name in ["range", "if-range"] {
+                if hostcalls::remove_map_value(map, name).is_err() {
+                    self.tally.host_errors += 1;
+                }
             }
+            shared.metrics.add(Counter::RangesDropped, 1);
+        }
+        // Not counted as a rewrite: it is a request to the origin, not a translation.
+        let accept: &[u8] = if shared.config.identity_encoding {
+            b"identity"
+        } else {
+            DECODABLE
+        };
+        if hostcalls::set_map_value_bytes(map, "accept-encoding", Some(accept)).is_err() {
+            self.tally.host_errors += 1;
         }
         Action::Continue
     }
@@ -244,11 +248,16 @@ impl HttpContext for Stream {
         for name in &shared.config.response_headers {
             self.rewrite_response_header(&shared, &pairs, name);
         }
+        let mut remove: Vec<&str> = headers::DROPPED_RESPONSE_HEADERS.to_vec();
         if decision.reframe {
-            for name in ["content-length", "accept-ranges"] {
-                if first(name).is_some() && hostcalls::remove_map_value(map, name).is_err() {
-                    self.tally.host_errors += 1;
-                }
+            remove.extend_from_slice(policy::BODY_HEADERS);
+        }
+        if decision.decode {
+            remove.push("content-encoding");
+        }
+        for name in remove {
+            if first(name).is_some() && hostcalls::remove_map_value(map, name).is_err() {
+                self.tally.host_errors += 1;
             }
         }
         if decision.weaken_etag {
@@ -257,15 +266,16 @@ impl HttpContext for Stream {
             }
         }
         match decision.body {
-            BodyPlan::Rewrite => {
+            BodyPlan::Rewrite(coding) => {
                 shared.metrics.add(Counter::BodiesRewritten, 1);
+                if coding.is_some() {
+                    shared.metrics.add(Counter::BodiesDecoded, 1);
+                }
                 let html = first("content-type")
                     .map(policy::media_type)
-                    .is_some_and(|t| t == "text/html" || t == "application/xhtml+xml");
-                self.body = Body::Rewrite(Flow {
-                    html,
-                    ..Flow::default()
-                });
+                    .is_some_and(|t| policy::is_html(&t));
+                let decoder = coding.map(|c| Decoder::new(c, shared.config.decode_limits));
+                self.body = Body::Rewrite(Box::new(BodyStream::new(html, decoder)));
             }
             BodyPlan::Pass(PassReason::Compressed) => {
                 shared.metrics.add(Counter::BodiesPassedCompressed, 1)
@@ -279,35 +289,56 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.rewrite_body(body_size, end_of_stream)
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        let Body::Rewrite(stream) = &mut self.body else {
+            return Action::Continue;
+        };
+        let buffer = match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+            Ok(buffer) => buffer.unwrap_or_default(),
+            Err(_) => return self.host_failure(&shared, body_size),
+        };
+        let result = match stream.on_chunk(&shared.body, &buffer, end_of_stream) {
+            Plan::Keep => Ok(()),
+            Plan::Replace(bytes) => {
+                hostcalls::set_buffer(BufferType::HttpResponseBody, 0, buffer.len(), bytes)
+                    .map_err(|_| None)
+            }
+            Plan::Fail(failure) => Err(Some(failure)),
+        };
+        match result {
+            Ok(()) => Action::Continue,
+            Err(Some(failure)) => self.fail(&shared, &failure, buffer.len()),
+            Err(None) => self.host_failure(&shared, buffer.len()),
+        }
     }
 
     fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
-        // No body callback will see end_of_stream. A tail that Envoy holds for us (the usual
-        // case: chunks are small) is flushed through the paused buffer. A tail cut off a large
-        // chunk cannot be: the body can no longer be written once trailers flow.
-        match &self.body {
-            Body::Rewrite(flow) if flow.paused => {
-                self.rewrite_body(usize::MAX, true);
-            }
-            Body::Rewrite(flow) if !flow.carry.is_empty() => {
-                log::warn!(
-                    "{} body bytes held for a possible domain name were dropped: trailers \
-                     followed a chunk larger than {PAUSE_LIMIT} bytes; lower the origin \
-                     cluster's per_connection_buffer_limit_bytes",
-                    flow.carry.len()
-                );
-                self.tally.tails_dropped += 1;
-            }
-            _ => {}
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        let Body::Rewrite(stream) = &mut self.body else {
+            return Action::Continue;
+        };
+        match stream.on_trailers() {
+            Ok(()) => Action::Continue,
+            Err(failure) => self.fail(&shared, &failure, 0),
         }
-        Action::Continue
     }
 
     fn on_log(&mut self) {
-        if let Some(shared) = &self.shared {
-            self.tally.flush(&shared.metrics);
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if let Body::Rewrite(stream) = &self.body {
+            let stats = stream.stats();
+            self.tally.body_bytes_in += stats.bytes_in;
+            self.tally.body_bytes_out += stats.bytes_out;
+            self.tally.body_matches += stats.matches;
+            self.tally.integrity_removed += stats.integrity_removed;
         }
+        self.tally.flush(&shared.metrics);
     }
 }
 
@@ -424,85 +455,45 @@ impl Stream {
         }
     }
 
-    /// Rewrites the body Envoy hands over: while paused, the bytes of earlier chunks (of which
-    /// the first `done` are final) and the new chunk; otherwise the new chunk, behind any tail
-    /// carried from the previous one.
-    fn rewrite_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(shared) = self.shared.clone() else {
-            return Action::Continue;
+    /// The body cannot be delivered faithfully: log why, count it, drop the chunk Envoy holds
+    /// (`chunk_len` bytes, 0 in the trailers phase) and reset the stream. Returns the action that
+    /// keeps anything else from leaving before the reset.
+    fn fail(&mut self, shared: &Shared, failure: &Failure, chunk_len: usize) -> Action {
+        let counter = match failure {
+            Failure::TrailersAfterUndecided { .. } => Counter::BodiesResetUndecidedTail,
+            Failure::Decode(e) if e.is_limit() => Counter::BodiesResetDecodeLimit,
+            Failure::Decode(_) => Counter::BodiesResetBadEncoding,
         };
-        let Body::Rewrite(flow) = &mut self.body else {
-            return Action::Continue;
-        };
-        let buffer = match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
-            Ok(buffer) => buffer.unwrap_or_default(),
-            Err(_) => return self.give_up(),
-        };
-        let start = if flow.paused { flow.done } else { 0 };
-        let Some(fresh) = buffer.get(start..) else {
-            return self.give_up();
-        };
-        let carried = std::mem::take(&mut flow.carry);
-        let joined;
-        let input: &[u8] = if carried.is_empty() {
-            fresh
-        } else {
-            joined = [carried.as_slice(), fresh].concat();
-            &joined
-        };
-
-        let mut out = Vec::new();
-        let step = shared
-            .body
-            .step(flow.context, input, end_of_stream, flow.html, &mut out);
-        let consumed = step.consumed;
-        let decided: &[u8] = if step.changed {
-            &out
-        } else {
-            &input[..consumed]
-        };
-        let tail = &input[consumed..];
-        // Envoy may hold a small buffer for us; a large one could reach its buffer limit, so
-        // then the undecided tail is cut off and carried in front of the next chunk instead.
-        let pause = !tail.is_empty() && buffer.len() <= PAUSE_LIMIT;
-        let rewritten = step.changed || !carried.is_empty() || (!tail.is_empty() && !pause);
-        let keep_tail = pause && !tail.is_empty();
-        let result = if !rewritten {
-            Ok(())
-        } else if start == 0 && !keep_tail {
-            // The common case: the new buffer is exactly the decided output.
-            hostcalls::set_buffer(BufferType::HttpResponseBody, 0, buffer.len(), decided)
-        } else {
-            let mut new = Vec::with_capacity(start + decided.len() + tail.len());
-            new.extend_from_slice(&buffer[..start]);
-            new.extend_from_slice(decided);
-            if keep_tail {
-                new.extend_from_slice(tail);
-            }
-            hostcalls::set_buffer(BufferType::HttpResponseBody, 0, buffer.len(), &new)
-        };
-        if result.is_err() {
-            return self.give_up();
-        }
-        self.tally.body_bytes_in += consumed as u64;
-        self.tally.body_bytes_out += decided.len() as u64;
-        self.tally.body_matches += step.matches as u64;
-        self.tally.integrity_removed += step.integrity_removed as u64;
-        flow.context = flow.context.advance(&input[..consumed]);
-        flow.paused = pause;
-        flow.done = start + decided.len();
-        if pause {
-            Action::Pause
-        } else {
-            flow.carry = tail.to_vec();
-            Action::Continue
-        }
+        shared.metrics.add(counter, 1);
+        let path = hostcalls::get_property(vec!["request", "path"])
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        log::warn!(
+            "response to {} reset: {failure}",
+            String::from_utf8_lossy(&path)
+        );
+        self.reset(chunk_len)
     }
 
-    /// A host call failed: let the rest of the body through untouched.
-    fn give_up(&mut self) -> Action {
+    /// A host call failed in the middle of a body: the rest cannot be rewritten, and passing it
+    /// on as it is could leak origin names or send encoded bytes as plain ones, so the stream is
+    /// reset.
+    fn host_failure(&mut self, shared: &Shared, chunk_len: usize) -> Action {
         self.tally.host_errors += 1;
+        shared.metrics.add(Counter::BodiesResetHostError, 1);
+        log::warn!("a host call failed in a response body; the stream is reset");
+        self.reset(chunk_len)
+    }
+
+    fn reset(&mut self, chunk_len: usize) -> Action {
         self.body = Body::Pass;
-        Action::Continue
+        if chunk_len > 0 {
+            let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, chunk_len, &[]);
+        }
+        if hostcalls::reset_http_response().is_err() {
+            self.tally.host_errors += 1;
+        }
+        Action::Pause
     }
 }

@@ -2,17 +2,20 @@
 //!
 //! Envoy sends response headers downstream before the first body byte, so whatever a rewritten
 //! body implies for the headers must be decided here, from the headers alone: whether the body
-//! is rewritten at all, and then that `Content-Length` goes (Envoy re-frames the response, as
-//! chunked in HTTP/1.1), `Accept-Ranges` goes (byte ranges of the origin's body do not address
-//! the rewritten one), and a strong `ETag` becomes weak (the bytes differ from the origin's).
+//! is rewritten at all (and decoded first, when the origin compressed it anyway), and then that
+//! `Content-Length` goes (Envoy re-frames the response, as chunked in HTTP/1.1),
+//! `Accept-Ranges` goes (byte ranges of the origin's body do not address the rewritten one),
+//! digests of the body go (`Content-Digest`, `Repr-Digest`, `Digest`, `Content-MD5`: the bytes
+//! change), `Content-Encoding` goes for a decoded body, and a strong `ETag` becomes weak.
 
 use crate::config::Config;
+use crate::decode::{Coding, ContentEncoding};
 
 /// What happens to a response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyPlan {
-    /// Stream it through the rewriter.
-    Rewrite,
+    /// Stream it through the rewriter, decoding it first if it has a coding.
+    Rewrite(Option<Coding>),
     /// Pass it byte for byte.
     Pass(PassReason),
 }
@@ -24,7 +27,7 @@ pub enum PassReason {
     NoBody,
     /// The content type is not one the configuration rewrites (images, fonts, archives, ...).
     ContentType,
-    /// A `Content-Encoding` other than identity: never rewritten blindly.
+    /// A `Content-Encoding` Ferry cannot decode: never rewritten blindly.
     Compressed,
     /// A 206 partial response: its byte ranges refer to the origin's body.
     Partial,
@@ -44,39 +47,58 @@ pub struct ResponseFacts<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub body: BodyPlan,
-    /// Remove `Content-Length` and `Accept-Ranges`: the body's length may change.
+    /// Remove `Content-Length`, `Accept-Ranges` and the body digests ([`BODY_HEADERS`]): the
+    /// body's bytes and length may change.
     pub reframe: bool,
+    /// Remove `Content-Encoding`: the body is decoded before it is rewritten.
+    pub decode: bool,
     /// Turn a strong `ETag` into a weak one.
     pub weaken_etag: bool,
 }
+
+/// The headers that describe the origin's exact body bytes, removed from a rewritten response.
+pub const BODY_HEADERS: &[&str] = &[
+    "content-length",
+    "accept-ranges",
+    "content-digest",
+    "repr-digest",
+    "digest",
+    "content-md5",
+];
 
 /// Decides what to do with the response to a mirror request.
 pub fn decide(config: &Config, facts: &ResponseFacts<'_>) -> Decision {
     let rewritable = facts
         .content_type
         .is_some_and(|ct| config.rewrites_content_type(&media_type(ct)));
-    let compressed = facts.content_encoding.is_some_and(|ce| !is_identity(ce));
+    let coding = match ContentEncoding::from_header(facts.content_encoding) {
+        ContentEncoding::Identity => Ok(None),
+        ContentEncoding::Decodable(coding) => Ok(Some(coding)),
+        ContentEncoding::Unsupported => Err(()),
+    };
     let no_body = facts.headers_only || matches!(facts.status, 100..=199 | 204 | 304);
-    let body = if !rewritable {
-        BodyPlan::Pass(PassReason::ContentType)
-    } else if compressed {
-        BodyPlan::Pass(PassReason::Compressed)
-    } else if facts.status == 206 {
-        BodyPlan::Pass(PassReason::Partial)
-    } else if no_body {
-        BodyPlan::Pass(PassReason::NoBody)
-    } else {
-        BodyPlan::Rewrite
+    let body = match coding {
+        _ if !rewritable => BodyPlan::Pass(PassReason::ContentType),
+        Err(()) => BodyPlan::Pass(PassReason::Compressed),
+        Ok(_) if facts.status == 206 => BodyPlan::Pass(PassReason::Partial),
+        Ok(_) if no_body => BodyPlan::Pass(PassReason::NoBody),
+        Ok(coding) => BodyPlan::Rewrite(coding),
     };
     // A HEAD answer or a 304 describes the body a GET would get, which is rewritten: it must
     // carry the same headers as that GET would.
-    let would_rewrite = body == BodyPlan::Rewrite
+    let would_rewrite = matches!(body, BodyPlan::Rewrite(_))
         || (body == BodyPlan::Pass(PassReason::NoBody) && facts.status != 204);
     Decision {
         body,
         reframe: would_rewrite,
+        decode: would_rewrite && matches!(coding, Ok(Some(_))),
         weaken_etag: would_rewrite || facts.status == 304,
     }
+}
+
+/// Whether the media type is HTML (where same-site `integrity` attributes may be dropped).
+pub fn is_html(media_type: &str) -> bool {
+    media_type == "text/html" || media_type == "application/xhtml+xml"
 }
 
 /// `text/html; charset=utf-8` -> `text/html`.
@@ -86,11 +108,6 @@ pub fn media_type(content_type: &[u8]) -> String {
         .position(|&b| b == b';')
         .unwrap_or(content_type.len());
     String::from_utf8_lossy(content_type[..end].trim_ascii()).to_ascii_lowercase()
-}
-
-fn is_identity(content_encoding: &[u8]) -> bool {
-    let v = content_encoding.trim_ascii();
-    v.is_empty() || v.eq_ignore_ascii_case(b"identity")
 }
 
 /// `"abc"` -> `W/"abc"`; `None` for an ETag that is already weak (or not an ETag).
@@ -122,28 +139,63 @@ mod tests {
         let html = Some(&b"text/html; charset=UTF-8"[..]);
         let png = Some(&b"image/png"[..]);
         let gzip = Some(&b"gzip"[..]);
-        // (status, type, encoding, headers_only) -> (body, reframe, weaken)
+        let br = Some(&b"br"[..]);
+        let stacked = Some(&b"gzip, gzip"[..]);
+        let plain = Rewrite(None);
+        // (status, type, encoding, headers_only) -> (body, reframe, decode, weaken)
         let cases = [
-            ((200, html, None, false), (Rewrite, true, true)),
+            ((200, html, None, false), (plain, true, false, true)),
             (
                 (200, Some(&b"Application/JSON"[..]), None, false),
-                (Rewrite, true, true),
+                (plain, true, false, true),
             ),
             (
                 (200, html, Some(&b"identity"[..]), false),
-                (Rewrite, true, true),
+                (plain, true, false, true),
             ),
-            ((404, html, None, false), (Rewrite, true, true)),
-            ((200, png, None, false), (Pass(ContentType), false, false)),
-            ((200, None, None, false), (Pass(ContentType), false, false)),
-            ((200, html, gzip, false), (Pass(Compressed), false, false)),
-            ((206, html, None, false), (Pass(Partial), false, false)),
-            ((200, html, None, true), (Pass(NoBody), true, true)),
-            ((304, None, None, true), (Pass(ContentType), false, true)),
-            ((304, html, None, true), (Pass(NoBody), true, true)),
-            ((204, html, None, true), (Pass(NoBody), false, false)),
+            ((404, html, None, false), (plain, true, false, true)),
+            (
+                (200, png, None, false),
+                (Pass(ContentType), false, false, false),
+            ),
+            (
+                (200, None, None, false),
+                (Pass(ContentType), false, false, false),
+            ),
+            (
+                (200, html, gzip, false),
+                (Rewrite(Some(Coding::Gzip)), true, true, true),
+            ),
+            (
+                (200, html, br, false),
+                (Rewrite(Some(Coding::Brotli)), true, true, true),
+            ),
+            (
+                (200, png, gzip, false),
+                (Pass(ContentType), false, false, false),
+            ),
+            (
+                (200, html, stacked, false),
+                (Pass(Compressed), false, false, false),
+            ),
+            (
+                (206, html, None, false),
+                (Pass(Partial), false, false, false),
+            ),
+            (
+                (206, html, gzip, false),
+                (Pass(Partial), false, false, false),
+            ),
+            ((200, html, None, true), (Pass(NoBody), true, false, true)),
+            ((200, html, gzip, true), (Pass(NoBody), true, true, true)),
+            (
+                (304, None, None, true),
+                (Pass(ContentType), false, false, true),
+            ),
+            ((304, html, None, true), (Pass(NoBody), true, false, true)),
+            ((204, html, None, true), (Pass(NoBody), false, false, false)),
         ];
-        for ((status, ct, ce, headers_only), (body, reframe, weaken)) in cases {
+        for ((status, ct, ce, headers_only), (body, reframe, decode, weaken)) in cases {
             let facts = ResponseFacts {
                 status,
                 content_type: ct,
@@ -152,8 +204,8 @@ mod tests {
             };
             let d = decide(&c, &facts);
             assert_eq!(
-                (d.body, d.reframe, d.weaken_etag),
-                (body, reframe, weaken),
+                (d.body, d.reframe, d.decode, d.weaken_etag),
+                (body, reframe, decode, weaken),
                 "{facts:?}"
             );
         }

@@ -1,8 +1,8 @@
 //! The rewrite engine: finds origin domains in bytes and replaces them with their mirrors.
 //!
 //! One [`Rewriter`] is built per configuration and shared by every request. It searches all
-//! origin domains at once (Aho-Corasick, ASCII case-insensitive, leftmost-longest) and accepts
-//! a match only on label boundaries:
+//! origin domains at once (ASCII case-insensitive, leftmost-longest) and accepts a match only
+//! on label boundaries:
 //!
 //! * before it: not `[A-Za-z0-9-]` (so `myexample.com` stays), and not `.` unless the pair has
 //!   `subdomains` (then `www.example.com` becomes `www.example.cn`); a percent-escaped `/`, `:`
@@ -12,13 +12,16 @@
 //!   `example.com-shop.org` and `example.com.au` stay, while `example.com.` ending a sentence
 //!   is rewritten).
 //!
+//! Candidates are found by scanning for dots (most origin domains have one) and comparing the
+//! domains anchored at each, or with an Aho-Corasick automaton when an origin is a single label;
+//! DESIGN.md explains the choice.
+//!
 //! Bodies arrive in chunks. [`Rewriter::rewrite_chunk`] consumes as much of its input as it
 //! can decide and reports how many bytes it could not: the tail that could still become a match
 //! once more bytes arrive (at most the longest origin domain plus one byte). The caller keeps
-//! that tail and presents it again in front of the next chunk; [`StreamRewriter`] does so for
-//! callers that own their buffers. The Envoy glue keeps the tail inside Envoy instead (see
-//! `plugin`). Either way the result equals rewriting the whole body at once, which the tests
-//! check by splitting bodies at every offset.
+//! that tail and presents it again in front of the next chunk ([`crate::stream`] does), and the
+//! result equals rewriting the whole body at once, which the tests check by splitting bodies at
+//! every offset.
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
@@ -310,65 +313,6 @@ fn after(input: &[u8], end: usize, last: bool) -> After {
             Some(_) => After::Accept,
         },
         Some(_) => After::Accept,
-    }
-}
-
-/// A streaming rewriter that keeps the undecided tail itself. For callers that own their
-/// output (tests, benchmarks, fuzzing); memory is bounded by the chunk size.
-#[derive(Debug)]
-pub struct StreamRewriter<'r> {
-    rewriter: &'r Rewriter,
-    carry: Vec<u8>,
-    context: Context,
-    matches: u64,
-}
-
-impl<'r> StreamRewriter<'r> {
-    pub fn new(rewriter: &'r Rewriter) -> StreamRewriter<'r> {
-        StreamRewriter {
-            rewriter,
-            carry: Vec::new(),
-            context: Context::default(),
-            matches: 0,
-        }
-    }
-
-    /// Feeds a chunk; appends to `out` all output that is decided so far.
-    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        if self.carry.is_empty() {
-            self.run(chunk, false, out);
-        } else {
-            let mut joined = std::mem::take(&mut self.carry);
-            joined.extend_from_slice(chunk);
-            self.run(&joined, false, out);
-        }
-    }
-
-    /// Ends the stream; appends the rest of the output.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        let rest = std::mem::take(&mut self.carry);
-        self.run(&rest, true, out);
-    }
-
-    /// Domains replaced so far.
-    pub fn matches(&self) -> u64 {
-        self.matches
-    }
-
-    /// Bytes held back, waiting for the next chunk.
-    pub fn held(&self) -> usize {
-        self.carry.len()
-    }
-
-    fn run(&mut self, input: &[u8], last: bool, out: &mut Vec<u8>) {
-        let p = self.rewriter.rewrite_chunk(self.context, input, last, out);
-        if p.matches == 0 {
-            out.extend_from_slice(&input[..p.consumed]);
-        }
-        self.matches += p.matches as u64;
-        self.context = self.context.advance(&input[..p.consumed]);
-        self.carry.clear();
-        self.carry.extend_from_slice(&input[p.consumed..]);
     }
 }
 

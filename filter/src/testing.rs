@@ -1,5 +1,7 @@
 //! Fixtures shared by the unit tests, the fuzz targets and the benchmarks: the domain pairs of
-//! the README's example configuration. Not part of the filter's behaviour.
+//! the README's example configuration, and [`deliver`], Envoy's side of a rewritten body
+//! simulated (chunks handed over, plans carried out, the body ended with or without trailers).
+//! Not part of the filter's behaviour.
 
 use crate::config::DomainPair;
 
@@ -18,4 +20,89 @@ pub fn example_pairs() -> Vec<DomainPair> {
             subdomains: true,
         },
     ]
+}
+
+/// How a simulated Envoy ends a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The last chunk carries `end_of_stream`.
+    LastChunk,
+    /// An empty chunk with `end_of_stream` follows the last one (an HTTP/2 empty DATA frame
+    /// with END_STREAM; Envoy's HTTP/1 codec at the end of a chunked body).
+    EmptyChunk,
+    /// Trailers follow the last chunk: no chunk sees `end_of_stream`.
+    Trailers,
+}
+
+/// What the client of a [`deliver`] run received.
+#[derive(Debug)]
+pub struct Delivered {
+    /// The bytes that reached the client, in order.
+    pub body: Vec<u8>,
+    /// Why the stream was reset, if it was (the client then saw an error after `body`).
+    pub failure: Option<crate::stream::Failure>,
+    pub stats: crate::stream::BodyStats,
+}
+
+/// Drives a [`BodyStream`](crate::stream::BodyStream) as Envoy does with a filter that never
+/// pauses: every chunk is handed over once, its plan is carried out (kept, replaced, or the
+/// stream reset), and the body ends as `ending` says. Checks the stream's bound on the bytes
+/// it carries after every chunk.
+pub fn deliver(
+    pipeline: &crate::body::BodyRewriter,
+    mut stream: crate::stream::BodyStream,
+    chunks: &[&[u8]],
+    ending: Ending,
+) -> Delivered {
+    use crate::stream::Plan;
+    let mut body = Vec::new();
+    let mut failure = None;
+    let count = chunks.len();
+    let empty: &[u8] = &[];
+    let extra = (ending == Ending::EmptyChunk || count == 0) && ending != Ending::Trailers;
+    let all = chunks.iter().copied().chain(extra.then_some(empty));
+    let total = count + usize::from(extra);
+    for (i, chunk) in all.enumerate() {
+        let end = ending != Ending::Trailers && i + 1 == total;
+        match stream.on_chunk(pipeline, chunk, end) {
+            Plan::Keep => body.extend_from_slice(chunk),
+            Plan::Replace(bytes) => body.extend_from_slice(bytes),
+            Plan::Fail(f) => {
+                failure = Some(f);
+                break;
+            }
+        }
+        assert!(
+            stream.held() <= pipeline.max_held(),
+            "carried {} bytes, more than the bound {}",
+            stream.held(),
+            pipeline.max_held()
+        );
+    }
+    if failure.is_none() && ending == Ending::Trailers {
+        failure = stream.on_trailers().err();
+    }
+    Delivered {
+        body,
+        failure,
+        stats: stream.stats(),
+    }
+}
+
+/// A small xorshift generator for the random tests (deterministic from its seed).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
 }

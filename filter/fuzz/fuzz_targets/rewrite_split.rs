@@ -1,10 +1,12 @@
 //! Streaming equals whole-buffer: the body, cut at fuzzer-chosen offsets into chunks, comes out
-//! of the streaming rewriter exactly as from one call over the whole body, and the bytes held
-//! back between chunks never exceed the bound.
+//! of the streaming driver (domain rewriter only) exactly as from one pass over the whole body,
+//! and the bytes carried between chunks never exceed the bound (checked by `deliver`).
 #![no_main]
 
-use ferry_filter::config::DomainPair;
-use ferry_filter::rewrite::{Rewriter, StreamRewriter};
+use ferry_filter::body::BodyRewriter;
+use ferry_filter::config::{DomainPair, IntegrityPolicy};
+use ferry_filter::stream::BodyStream;
+use ferry_filter::testing::{deliver, Ending};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,21 +19,23 @@ fuzz_target!(|data: &[u8]| {
         mirror: "b.io".into(),
         subdomains: false,
     });
-    let rw = Rewriter::new(&pairs).expect("valid patterns");
-    let whole = rw.rewrite_value(body).unwrap_or_else(|| body.to_vec());
+    let pipeline = BodyRewriter::new(&pairs, IntegrityPolicy::Keep).expect("valid patterns");
+    let whole = pipeline
+        .rewriter
+        .rewrite_value(body)
+        .unwrap_or_else(|| body.to_vec());
 
     // Chunk lengths cycle through small sizes derived from the first byte.
-    let mut stream = StreamRewriter::new(&rw);
-    let mut out = Vec::new();
+    let mut chunks = Vec::new();
     let mut rest = body;
     let mut i = 0u32;
     while !rest.is_empty() {
         let len = (((cuts as u32).rotate_left(i) % 13) as usize + 1).min(rest.len());
-        stream.push(&rest[..len], &mut out);
-        assert!(stream.held() <= rw.max_hold());
+        chunks.push(&rest[..len]);
         rest = &rest[len..];
         i += 1;
     }
-    stream.finish(&mut out);
-    assert_eq!(out, whole);
+    let got = deliver(&pipeline, BodyStream::new(false, None), &chunks, Ending::LastChunk);
+    assert!(got.failure.is_none());
+    assert_eq!(got.body, whole);
 });

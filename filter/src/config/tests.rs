@@ -22,6 +22,63 @@ fn issue_example_parses_with_defaults() {
     assert!(c.rewrites_content_type("image/svg+xml"));
     assert!(!c.rewrites_content_type("image/png"));
     assert_eq!(c.response_headers.len(), DEFAULT_RESPONSE_HEADERS.len());
+    assert_eq!(c.decode_limits, DecodeLimits::default());
+}
+
+#[test]
+fn content_type_rules() {
+    let c = Config::from_json(br#"{"domains":[{"origin":"example.com","mirror":"example.cn"}]}"#)
+        .unwrap();
+    for yes in [
+        "text/html",
+        "application/xhtml+xml",
+        "application/x-javascript",
+        "application/ecmascript",
+        "text/json",
+        "application/vnd.api+json",
+        "application/problem+json",
+        "application/rss+xml",
+        "application/dash+xml",
+        "text/event-stream",
+        "application/vnd.apple.mpegurl",
+    ] {
+        assert!(c.rewrites_content_type(yes), "{yes}");
+    }
+    for no in [
+        "image/png",
+        "application/json-seq+zip",
+        "application/+json",
+        "text/json+x",
+        "application/octet-stream",
+        "font/woff2",
+        "video/mp4",
+    ] {
+        assert!(!c.rewrites_content_type(no), "{no}");
+    }
+    let custom = Config::from_json(
+        br#"{"domains":[{"origin":"example.com","mirror":"example.cn"}],
+             "content_types":["text/*","application/*+yaml"]}"#,
+    )
+    .unwrap();
+    assert!(custom.rewrites_content_type("text/csv"));
+    assert!(custom.rewrites_content_type("application/openapi+yaml"));
+    assert!(!custom.rewrites_content_type("application/json"));
+}
+
+#[test]
+fn decompression_limits() {
+    let c = Config::from_json(
+        br#"{"domains":[{"origin":"example.com","mirror":"example.cn"}],
+             "decompression":{"max_bytes":16777216}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.decode_limits,
+        DecodeLimits {
+            max_bytes: 16 << 20,
+            max_ratio: DecodeLimits::default().max_ratio
+        }
+    );
 }
 
 #[test]
@@ -77,6 +134,26 @@ fn every_error_names_the_field_and_the_value() {
             r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
                 "content_types": []}"#,
             &["content_types", "empty"],
+        ),
+        (
+            r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                "content_types": ["*/*+json"]}"#,
+            &["content_types[0]", "\"*/*+json\"", "application/*+json"],
+        ),
+        (
+            r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                "decompression": {"max_ratio": 2}}"#,
+            &["decompression.max_ratio", "2", "10 to 1000000"],
+        ),
+        (
+            r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                "decompression": {"max_bytes": 1}}"#,
+            &["decompression.max_bytes", "1048576 to"],
+        ),
+        (
+            r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
+                "decompression": {"max_size": 1}}"#,
+            &["decompression", "unknown field `max_size`"],
         ),
         (
             r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],

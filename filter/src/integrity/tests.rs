@@ -2,8 +2,10 @@
 //! across chunks, and the whole HTML pipeline against itself split at every offset.
 
 use super::*;
-use crate::body::{BodyRewriter, StreamBody};
+use crate::body::BodyRewriter;
 use crate::config::Config;
+use crate::stream::BodyStream;
+use crate::testing::{deliver, Ending};
 
 fn config(extra: &str) -> Config {
     let json = format!(
@@ -183,16 +185,25 @@ fn page() -> String {
     )
 }
 
+fn pipeline(extra: &str) -> BodyRewriter {
+    let c = config(extra);
+    BodyRewriter::new(&c.domains, c.integrity).unwrap()
+}
+
+/// The HTML (or not) pipeline over `chunks`: (output, integrity attributes removed, matches).
+fn run(p: &BodyRewriter, html: bool, chunks: &[&[u8]]) -> (String, u64, u64) {
+    let got = deliver(p, BodyStream::new(html, None), chunks, Ending::LastChunk);
+    assert_eq!(got.failure, None);
+    let out = String::from_utf8(got.body).unwrap();
+    (out, got.stats.integrity_removed, got.stats.matches)
+}
+
 #[test]
 fn pipeline_strips_then_rewrites() {
-    let pipeline = BodyRewriter::new(&config("")).unwrap();
+    let p = pipeline("");
     let page = page();
-    let mut out = Vec::new();
-    let mut stream = StreamBody::new(&pipeline, true);
-    stream.push(page.as_bytes(), &mut out);
-    stream.finish(&mut out);
-    let out = String::from_utf8(out).unwrap();
-    assert_eq!(stream.integrity_removed, 3, "{out}");
+    let (out, removed, _) = run(&p, true, &[page.as_bytes()]);
+    assert_eq!(removed, 3, "{out}");
     assert_eq!(out.matches("integrity=").count(), 1, "{out}");
     assert!(
         out.contains(r#"<link rel="stylesheet" href="https://cdn.other.test/lib.css" integrity="#),
@@ -211,57 +222,26 @@ fn pipeline_strips_then_rewrites() {
     assert!(!out.contains("example.com"), "{out}");
 
     // Not HTML, or "keep": untouched attributes.
-    let mut plain = Vec::new();
-    let mut stream = StreamBody::new(&pipeline, false);
-    stream.push(page.as_bytes(), &mut plain);
-    stream.finish(&mut plain);
-    assert_eq!(
-        String::from_utf8(plain)
-            .unwrap()
-            .matches("integrity=")
-            .count(),
-        4
-    );
-    let keep = BodyRewriter::new(&config(r#", "integrity": "keep""#)).unwrap();
-    let mut kept = Vec::new();
-    let mut stream = StreamBody::new(&keep, true);
-    stream.push(page.as_bytes(), &mut kept);
-    stream.finish(&mut kept);
-    assert_eq!(
-        String::from_utf8(kept)
-            .unwrap()
-            .matches("integrity=")
-            .count(),
-        4
-    );
+    let (plain, _, _) = run(&p, false, &[page.as_bytes()]);
+    assert_eq!(plain.matches("integrity=").count(), 4);
+    let keep = pipeline(r#", "integrity": "keep""#);
+    let (kept, _, _) = run(&keep, true, &[page.as_bytes()]);
+    assert_eq!(kept.matches("integrity=").count(), 4);
 }
 
 /// Split into two chunks at every offset, and into one-byte chunks: the same output as whole.
 #[test]
 fn pipeline_split_at_every_offset() {
-    let pipeline = BodyRewriter::new(&config("")).unwrap();
+    let p = pipeline("");
     let page = page();
     let page = page.as_bytes();
-    let run = |chunks: &[&[u8]]| {
-        let mut out = Vec::new();
-        let mut stream = StreamBody::new(&pipeline, true);
-        for c in chunks {
-            stream.push(c, &mut out);
-        }
-        stream.finish(&mut out);
-        (out, stream.integrity_removed, stream.matches)
-    };
-    let whole = run(&[page]);
+    let whole = run(&p, true, &[page]);
     for split in 0..=page.len() {
-        let got = run(&[&page[..split], &page[split..]]);
-        assert!(
-            got == whole,
-            "split at {split}: {}",
-            String::from_utf8_lossy(&got.0)
-        );
+        let got = run(&p, true, &[&page[..split], &page[split..]]);
+        assert!(got == whole, "split at {split}: {}", got.0);
     }
     let bytes: Vec<&[u8]> = page.chunks(1).collect();
-    assert!(run(&bytes) == whole);
+    assert!(run(&p, true, &bytes) == whole);
     let threes: Vec<&[u8]> = page.chunks(3).collect();
-    assert!(run(&threes) == whole);
+    assert!(run(&p, true, &threes) == whole);
 }

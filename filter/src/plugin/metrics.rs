@@ -16,7 +16,11 @@ pub enum Counter {
     RequestsOther,
     /// Response bodies streamed through the rewriter.
     BodiesRewritten,
-    /// Mirror response bodies passed untouched because of their `Content-Encoding`.
+    /// Mirror response bodies decoded (gzip, deflate, br, zstd) before they were rewritten: the
+    /// origin compressed although asked for identity.
+    BodiesDecoded,
+    /// Mirror response bodies passed untouched because of a `Content-Encoding` the filter does
+    /// not decode.
     BodiesPassedCompressed,
     /// Mirror response bodies passed untouched because they were 206 partial content.
     BodiesPassedPartial,
@@ -28,9 +32,16 @@ pub enum Counter {
     BodyMatches,
     /// Header values rewritten, requests and responses.
     HeadersRewritten,
-    /// Tails held for a possible domain name that trailers made impossible to flush (only
-    /// after chunks larger than the pause limit; see `plugin`).
-    TailsDropped,
+    /// Responses reset because trailers followed a body whose last bytes were undecided.
+    BodiesResetUndecidedTail,
+    /// Responses reset because their encoded body was corrupt, truncated or mislabelled.
+    BodiesResetBadEncoding,
+    /// Responses reset because their encoded body went over `decompression` limits.
+    BodiesResetDecodeLimit,
+    /// Responses reset because a host call failed in the middle of the body.
+    BodiesResetHostError,
+    /// Mirror requests whose `Range` was dropped so that the whole rewritten body is sent.
+    RangesDropped,
     /// Host calls that failed; the response went on unmodified from that point.
     HostErrors,
     /// `integrity` attributes dropped from same-site scripts and stylesheets in HTML.
@@ -41,10 +52,11 @@ pub enum Counter {
     RedirectOptOuts,
 }
 
-const ALL: [(Counter, &str); 14] = [
+const ALL: [(Counter, &str); 19] = [
     (Counter::RequestsMirror, "ferry.requests_mirror"),
     (Counter::RequestsOther, "ferry.requests_other"),
     (Counter::BodiesRewritten, "ferry.bodies_rewritten"),
+    (Counter::BodiesDecoded, "ferry.bodies_decoded"),
     (
         Counter::BodiesPassedCompressed,
         "ferry.bodies_passed_compressed",
@@ -54,7 +66,23 @@ const ALL: [(Counter, &str); 14] = [
     (Counter::BodyBytesOut, "ferry.body_bytes_out"),
     (Counter::BodyMatches, "ferry.body_matches"),
     (Counter::HeadersRewritten, "ferry.headers_rewritten"),
-    (Counter::TailsDropped, "ferry.tails_dropped"),
+    (
+        Counter::BodiesResetUndecidedTail,
+        "ferry.bodies_reset_undecided_tail",
+    ),
+    (
+        Counter::BodiesResetBadEncoding,
+        "ferry.bodies_reset_bad_encoding",
+    ),
+    (
+        Counter::BodiesResetDecodeLimit,
+        "ferry.bodies_reset_decode_limit",
+    ),
+    (
+        Counter::BodiesResetHostError,
+        "ferry.bodies_reset_host_error",
+    ),
+    (Counter::RangesDropped, "ferry.ranges_dropped"),
     (Counter::HostErrors, "ferry.host_errors"),
     (Counter::IntegrityRemoved, "ferry.integrity_removed"),
     (Counter::Redirects, "ferry.redirects"),
@@ -109,7 +137,6 @@ pub struct Tally {
     pub body_bytes_out: u64,
     pub body_matches: u64,
     pub headers_rewritten: u64,
-    pub tails_dropped: u64,
     pub host_errors: u64,
     pub integrity_removed: u64,
 }
@@ -121,7 +148,6 @@ impl Tally {
         metrics.add(Counter::BodyBytesOut, t.body_bytes_out);
         metrics.add(Counter::BodyMatches, t.body_matches);
         metrics.add(Counter::HeadersRewritten, t.headers_rewritten);
-        metrics.add(Counter::TailsDropped, t.tails_dropped);
         metrics.add(Counter::HostErrors, t.host_errors);
         metrics.add(Counter::IntegrityRemoved, t.integrity_removed);
     }

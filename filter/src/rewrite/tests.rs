@@ -2,6 +2,10 @@
 //! test against a deliberately naive reference implementation on random inputs.
 
 use super::*;
+use crate::body::BodyRewriter;
+use crate::config::IntegrityPolicy;
+use crate::stream::BodyStream;
+use crate::testing::{deliver, Ending, Rng};
 
 fn pairs() -> Vec<DomainPair> {
     let mut pairs = crate::testing::example_pairs();
@@ -21,16 +25,16 @@ fn whole(rw: &Rewriter, input: &[u8]) -> Vec<u8> {
     rw.rewrite_value(input).unwrap_or_else(|| input.to_vec())
 }
 
-fn streamed(rw: &Rewriter, chunks: &[&[u8]]) -> Vec<u8> {
-    let mut s = StreamRewriter::new(rw);
-    let mut out = Vec::new();
-    for c in chunks {
-        s.push(c, &mut out);
-        assert!(s.held() <= rw.max_hold(), "held {} bytes", s.held());
-    }
-    s.finish(&mut out);
-    assert_eq!(s.held(), 0);
-    out
+/// The domain rewriter alone (no integrity stage), streamed by the driver.
+fn pipeline() -> BodyRewriter {
+    BodyRewriter::new(&pairs(), IntegrityPolicy::Keep).unwrap()
+}
+
+fn streamed(p: &BodyRewriter, chunks: &[&[u8]]) -> Vec<u8> {
+    let stream = BodyStream::new(false, None);
+    let got = deliver(p, stream, chunks, Ending::LastChunk);
+    assert_eq!(got.failure, None);
+    got.body
 }
 
 /// (input, expected output)
@@ -121,11 +125,11 @@ fn invalid_utf8_passes() {
 /// the whole-buffer result.
 #[test]
 fn split_at_every_offset_equals_whole() {
-    let rw = rewriter();
+    let p = pipeline();
     for (input, want) in CASES {
         let input = input.as_bytes();
         for cut in 0..=input.len() {
-            let got = streamed(&rw, &[&input[..cut], &input[cut..]]);
+            let got = streamed(&p, &[&input[..cut], &input[cut..]]);
             assert_eq!(
                 String::from_utf8_lossy(&got),
                 *want,
@@ -134,7 +138,7 @@ fn split_at_every_offset_equals_whole() {
             );
         }
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
-        assert_eq!(String::from_utf8_lossy(&streamed(&rw, &bytes)), *want);
+        assert_eq!(String::from_utf8_lossy(&streamed(&p, &bytes)), *want);
     }
 }
 
@@ -154,7 +158,7 @@ fn body_ending_on_a_partial_match_is_flushed() {
             "see https://example.cn/ or {}",
             whole(&rw, tail.as_bytes()).escape_ascii()
         );
-        let got = streamed(&rw, &[body.as_bytes()]);
+        let got = streamed(&pipeline(), &[body.as_bytes()]);
         assert_eq!(String::from_utf8_lossy(&got), want);
     }
 }
@@ -198,16 +202,16 @@ fn eight_mebibytes_stream_with_bounded_hold() {
     let unit = b"<a href=\"https://www.example.com/p\">example.community</a> example.co";
     let body: Vec<u8> = unit.iter().copied().cycle().take(8 << 20).collect();
     let want = whole(&rw, &body);
-    let mut s = StreamRewriter::new(&rw);
-    let mut out = Vec::with_capacity(body.len());
-    for chunk in body.chunks(16 * 1024 + 7) {
-        s.push(chunk, &mut out);
-        assert!(s.held() <= rw.max_hold());
-    }
-    s.finish(&mut out);
-    assert_eq!(out.len(), want.len());
-    assert!(out == want);
-    assert!(s.matches() > 100_000);
+    let chunks: Vec<&[u8]> = body.chunks(16 * 1024 + 7).collect();
+    let got = deliver(
+        &pipeline(),
+        BodyStream::new(false, None),
+        &chunks,
+        Ending::LastChunk,
+    );
+    assert_eq!(got.body.len(), want.len());
+    assert!(got.body == want);
+    assert!(got.stats.matches > 100_000);
 }
 
 // ---- differential test against a naive reference ----
@@ -259,19 +263,6 @@ fn reference(pairs: &[DomainPair], input: &[u8]) -> Vec<u8> {
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn random_input(rng: &mut Rng) -> Vec<u8> {
     const PIECES: &[&[u8]] = &[
         b"example.com",
@@ -324,6 +315,7 @@ fn pair_sets() -> Vec<Vec<DomainPair>> {
 fn engine_matches_reference_on_random_inputs_and_splits() {
     for pairs in pair_sets() {
         let rw = Rewriter::new(&pairs).unwrap();
+        let p = BodyRewriter::new(&pairs, IntegrityPolicy::Keep).unwrap();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
             let input = random_input(&mut rng);
@@ -336,7 +328,7 @@ fn engine_matches_reference_on_random_inputs_and_splits() {
             );
             let a = rng.below(input.len() + 1);
             let b = a + rng.below(input.len() - a + 1);
-            let got = streamed(&rw, &[&input[..a], &input[a..b], &input[b..]]);
+            let got = streamed(&p, &[&input[..a], &input[a..b], &input[b..]]);
             assert_eq!(
                 got,
                 want,

@@ -1,0 +1,70 @@
+//! The streaming driver against the simulated Envoy: a fuzzer-chosen body, plain or gzip- or
+//! deflate-encoded, cut into fuzzer-chosen chunks and ended with the last chunk, an empty chunk
+//! or trailers, reaches the client exactly as the whole-body rewrite, or (only when trailers
+//! follow an undecided end) as a visible failure after a correct prefix. Never a panic, never
+//! a different byte.
+#![no_main]
+
+use std::io::Write;
+
+use ferry_filter::body::BodyRewriter;
+use ferry_filter::config::{Config, IntegrityPolicy};
+use ferry_filter::decode::{Coding, DecodeLimits, Decoder};
+use ferry_filter::stream::{BodyStream, Failure};
+use ferry_filter::testing::{deliver, Ending};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&[knobs, cuts], body)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let config = Config::from_json(
+        br#"{"domains": [{"origin": "example.com", "mirror": "example.cn", "subdomains": true},
+                         {"origin": "a.io", "mirror": "b.io"}]}"#,
+    )
+    .expect("valid config");
+    let integrity = if knobs & 1 == 0 {
+        config.integrity
+    } else {
+        IntegrityPolicy::Keep
+    };
+    let pipeline = BodyRewriter::new(&config.domains, integrity).expect("valid patterns");
+    let html = knobs & 2 == 0;
+    let ending = [Ending::LastChunk, Ending::EmptyChunk, Ending::Trailers][(knobs >> 2) as usize % 3];
+    let coding = [None, Some(Coding::Gzip), Some(Coding::Deflate)][(knobs >> 4) as usize % 3];
+
+    let whole = deliver(&pipeline, BodyStream::new(html, None), &[body], Ending::LastChunk);
+    assert!(whole.failure.is_none());
+    let wire = match coding {
+        None => body.to_vec(),
+        Some(Coding::Gzip) => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(body).unwrap();
+            e.finish().unwrap()
+        }
+        Some(_) => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(body).unwrap();
+            e.finish().unwrap()
+        }
+    };
+    let mut chunks = Vec::new();
+    let mut rest = &wire[..];
+    let mut i = 0u32;
+    while !rest.is_empty() {
+        let len = (((cuts as u32).rotate_left(i) % 37) as usize + 1).min(rest.len());
+        chunks.push(&rest[..len]);
+        rest = &rest[len..];
+        i += 1;
+    }
+    let decoder = coding.map(|c| Decoder::new(c, DecodeLimits::default()));
+    let got = deliver(&pipeline, BodyStream::new(html, decoder), &chunks, ending);
+    match got.failure {
+        None => assert_eq!(got.body, whole.body),
+        Some(Failure::TrailersAfterUndecided { .. }) => {
+            assert_eq!(ending, Ending::Trailers);
+            assert!(whole.body.starts_with(&got.body));
+        }
+        Some(other) => panic!("unexpected failure: {other}"),
+    }
+});
