@@ -7,13 +7,16 @@
 
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::config::ProxyVersion;
 use crate::proxy_protocol;
 use crate::upstream::{Pool, Transition};
+
+/// How long a check with a PROXY header waits for the upstream to read it before closing.
+const HEADER_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How a pool is checked (`timeout`: a connect not done by then counts as a failure).
 pub use crate::config::HealthConfig as Checks;
@@ -55,6 +58,11 @@ pub async fn run(
                             // nothing about it.
                             let _ = tokio::time::timeout(checks.timeout, stream.write_all(&header))
                                 .await;
+                            // Give the upstream a moment to read the header before the close:
+                            // a PROXY listener that sees the FIN first (Envoy's does) drops the
+                            // connection unread, as if the check were a broken client.
+                            let linger = checks.timeout.min(HEADER_LINGER);
+                            let _ = tokio::time::timeout(linger, stream.read(&mut [0u8; 1])).await;
                         }
                         true
                     }

@@ -242,3 +242,117 @@ mod tests {
         assert_eq!(text.matches('.').count(), 3, "{text}");
     }
 }
+
+/// A page full of origin-domain names at random offsets, and what the mirror must serve for it:
+/// `origin` is what the origin sends, `mirror` the same page with every name that is on a label
+/// boundary rewritten (and every decoy left alone), built side by side so that no rewriter is
+/// needed to know the answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorPage {
+    pub origin: Bytes,
+    pub mirror: Bytes,
+}
+
+/// (origin text, mirror text) pieces: names in every form the filter rewrites, and decoys.
+const PAGE_PIECES: &[(&str, &str)] = &[
+    ("https://example.com/", "https://example.cn/"),
+    (
+        "<a href=\"https://www.example.com/a?b=c\">",
+        "<a href=\"https://www.example.cn/a?b=c\">",
+    ),
+    ("//static.example.com/x.png", "//static.example.cn/x.png"),
+    ("HTTPS://WWW.EXAMPLE.COM/", "HTTPS://WWW.example.cn/"),
+    (
+        "{\"u\":\"https:\\/\\/example.com\\/p\"}",
+        "{\"u\":\"https:\\/\\/example.cn\\/p\"}",
+    ),
+    (
+        "?next=https%3A%2F%2Fexample.com%2F",
+        "?next=https%3A%2F%2Fexample.cn%2F",
+    ),
+    ("(example.com)", "(example.cn)"),
+    ("example.com.", "example.cn."),
+    ("example.community", "example.community"),
+    ("myexample.com", "myexample.com"),
+    ("example.com.au", "example.com.au"),
+    ("example.com-shop.org", "example.com-shop.org"),
+    ("example.co", "example.co"),
+    ("the mirror example.cn", "the mirror example.cn"),
+];
+
+/// Words between the pieces: no dots, nothing that could continue a name.
+const PAGE_WORDS: &[&str] = &[
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "<p>",
+    "</p>",
+    "<div class=\"x\">",
+    "</div>",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+];
+
+impl MirrorPage {
+    /// About `len` bytes (never less), a name every ~`spacing` bytes on average, ending in
+    /// `</html>` and a line break.
+    pub fn random(seed: u64, len: usize, spacing: usize) -> MirrorPage {
+        let mut rng = Rng(seed);
+        let mut origin = Vec::with_capacity(len + 256);
+        let mut mirror = Vec::with_capacity(len + 256);
+        let push = |o: &mut Vec<u8>, m: &mut Vec<u8>, a: &str, b: &str| {
+            o.extend_from_slice(a.as_bytes());
+            m.extend_from_slice(b.as_bytes());
+        };
+        push(
+            &mut origin,
+            &mut mirror,
+            "<!doctype html>\n<html><body>\n",
+            "<!doctype html>\n<html><body>\n",
+        );
+        let words_per_piece = (spacing / 7).max(1) as u64;
+        while origin.len() < len {
+            if rng.below(words_per_piece) == 0 {
+                let (a, b) = PAGE_PIECES[rng.below(PAGE_PIECES.len() as u64) as usize];
+                push(&mut origin, &mut mirror, a, b);
+            } else {
+                let w = PAGE_WORDS[rng.below(PAGE_WORDS.len() as u64) as usize];
+                push(&mut origin, &mut mirror, w, w);
+            }
+            let sep = if rng.below(12) == 0 { "\n" } else { " " };
+            push(&mut origin, &mut mirror, sep, sep);
+        }
+        push(
+            &mut origin,
+            &mut mirror,
+            "\n</body></html>\n",
+            "\n</body></html>\n",
+        );
+        MirrorPage {
+            origin: origin.into(),
+            mirror: mirror.into(),
+        }
+    }
+}
+
+/// `body` cut into chunks of random sizes from 1 byte to `max` (small ones as often as large
+/// ones, on a log scale), as an origin that writes whatever it has produces them.
+pub fn random_chunks(rng: &mut Rng, body: &Bytes, max: usize) -> Vec<Bytes> {
+    let bits = (usize::BITS - max.max(1).leading_zeros()) as u64;
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let cap = 1usize << rng.below(bits + 1);
+        let len = (1 + rng.below(cap.min(max) as u64) as usize).min(body.len() - at);
+        chunks.push(body.slice(at..at + len));
+        at += len;
+    }
+    chunks
+}

@@ -58,6 +58,9 @@ pub struct ChainOptions {
     pub dir: Option<PathBuf>,
     /// The origin.
     pub origin: OriginKind,
+    /// What the local origin speaks (ALPN `h2` and `http/1.1` by default; Envoy's origin
+    /// cluster takes HTTP/2 when offered).
+    pub origin_protocol: Protocol,
     /// The origin domain (default `example.com`, as in the shipped config).
     pub origin_domain: String,
     /// The mirror domain (default `example.cn`).
@@ -88,6 +91,7 @@ impl Default for ChainOptions {
             config: node::us_east(),
             dir: None,
             origin: OriginKind::Site,
+            origin_protocol: Protocol::Auto,
             origin_domain: "example.com".to_owned(),
             mirror_domain: "example.cn".to_owned(),
             origin_cert_names: None,
@@ -106,6 +110,12 @@ impl ChainOptions {
     /// A local origin with no routes.
     pub fn empty_origin(mut self) -> Self {
         self.origin = OriginKind::Empty;
+        self
+    }
+
+    /// The local origin speaks only `protocol` (e.g. HTTP/1.1, so Envoy's cluster uses it).
+    pub fn origin_protocol(mut self, protocol: Protocol) -> Self {
+        self.origin_protocol = protocol;
         self
     }
 
@@ -369,7 +379,7 @@ fn with_origin(
         .issue_as("upstream", &strs(&names))
         .map_err(|err| err.to_string())?;
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let origin = Origin::bind_tls(any_port, Protocol::Auto, &leaf)
+    let origin = Origin::bind_tls(any_port, options.origin_protocol, &leaf)
         .map_err(|err| format!("cannot start the TLS test origin: {err}"))?;
     if options.origin == OriginKind::Site {
         site.install(&origin);

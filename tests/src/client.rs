@@ -341,6 +341,11 @@ impl Client {
         self.addr
     }
 
+    /// The HTTP version it speaks.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
     /// The same client with another timeout for each whole request and response.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

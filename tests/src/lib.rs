@@ -58,10 +58,10 @@ pub mod relay;
 pub mod reply;
 pub mod site;
 
-pub use body::{Digest, Generator};
+pub use body::{Digest, Generator, MirrorPage};
 pub use client::{Client, Request, Response, Streamed};
 pub use envoy::{Envoy, EnvoyConfig};
 pub use headers::HeaderLookup;
 pub use origin::{Origin, Recorded};
-pub use reply::Reply;
+pub use reply::{Encoding, Reply};
 pub use site::Site;

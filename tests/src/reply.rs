@@ -3,7 +3,9 @@
 //! A [`Reply`] is a description; [`Reply::into_response`] turns it into a hyper response whose body
 //! is produced by a task that writes each chunk separately (optionally pausing between them, so
 //! Envoy delivers them to the filter as separate data frames) through a small channel, so a
-//! generated body of any size streams in bounded memory.
+//! generated body of any size streams in bounded memory. With [`Reply::encoded`] the body is
+//! compressed as a real server does it: one stream, flushed after every chunk, so the chunk
+//! boundaries survive compression ([`encode_chunks`] does the same ahead of time).
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -12,7 +14,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use flate2::write::GzEncoder;
 use http::header::{HeaderName, HeaderValue};
 use hyper::body::{Body, Frame};
 use tokio::sync::mpsc;
@@ -28,8 +29,125 @@ pub struct Reply {
     body: Content,
     trailers: Vec<(HeaderName, HeaderValue)>,
     chunk_delay: Duration,
-    gzip: bool,
+    /// Pauses before particular chunks (by index), instead of `chunk_delay`.
+    delays: Vec<Duration>,
+    encoding: Option<Encoding>,
     content_length: bool,
+}
+
+/// A content coding the test origin can compress with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Gzip,
+    /// zlib-wrapped, as HTTP's `deflate` says.
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+impl Encoding {
+    pub const ALL: [Encoding; 4] = [
+        Encoding::Gzip,
+        Encoding::Deflate,
+        Encoding::Brotli,
+        Encoding::Zstd,
+    ];
+
+    /// The `Content-Encoding` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Deflate => "deflate",
+            Encoding::Brotli => "br",
+            Encoding::Zstd => "zstd",
+        }
+    }
+
+    fn encoder(self) -> Encoder {
+        match self {
+            Encoding::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::default(),
+            )),
+            Encoding::Deflate => Encoder::Deflate(flate2::write::ZlibEncoder::new(
+                Vec::new(),
+                flate2::Compression::default(),
+            )),
+            Encoding::Brotli => Encoder::Brotli(Box::new(brotli::CompressorWriter::new(
+                Vec::new(),
+                4096,
+                5,
+                22,
+            ))),
+            // Level 3 with a checksum, as the zstd tool and servers write it.
+            Encoding::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd");
+                e.include_checksum(true).expect("zstd");
+                Encoder::Zstd(e)
+            }
+        }
+    }
+}
+
+/// A compressor writing into memory, flushed after every chunk.
+enum Encoder {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibEncoder<Vec<u8>>),
+    Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Encoder {
+    /// Compress `chunk`, flush, and return what the stream produced so far.
+    fn chunk(&mut self, chunk: &[u8]) -> Vec<u8> {
+        // Writing into a Vec cannot fail, nor can the flushes that follow.
+        match self {
+            Encoder::Gzip(e) => {
+                e.write_all(chunk).and_then(|()| e.flush()).expect("gzip");
+                std::mem::take(e.get_mut())
+            }
+            Encoder::Deflate(e) => {
+                e.write_all(chunk)
+                    .and_then(|()| e.flush())
+                    .expect("deflate");
+                std::mem::take(e.get_mut())
+            }
+            Encoder::Brotli(e) => {
+                e.write_all(chunk).and_then(|()| e.flush()).expect("brotli");
+                std::mem::take(e.get_mut())
+            }
+            Encoder::Zstd(e) => {
+                e.write_all(chunk).and_then(|()| e.flush()).expect("zstd");
+                std::mem::take(e.get_mut())
+            }
+        }
+    }
+
+    /// End the stream; the last bytes.
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Encoder::Gzip(e) => e.finish().expect("gzip"),
+            Encoder::Deflate(e) => e.finish().expect("deflate"),
+            Encoder::Brotli(e) => e.into_inner(),
+            Encoder::Zstd(e) => e.finish().expect("zstd"),
+        }
+    }
+}
+
+/// `chunks` compressed as one `encoding` stream, flushed after each: what a server writing
+/// those chunks sends (the end of the stream rides on the last chunk).
+pub fn encode_chunks(encoding: Encoding, chunks: &[Bytes]) -> Vec<Bytes> {
+    let mut encoder = encoding.encoder();
+    let mut out: Vec<Bytes> = chunks
+        .iter()
+        .map(|c| Bytes::from(encoder.chunk(c)))
+        .collect();
+    let tail = encoder.finish();
+    match out.last_mut() {
+        Some(last) => *last = [last.as_ref(), &tail].concat().into(),
+        None => out.push(tail.into()),
+    }
+    out
 }
 
 /// Where the body bytes come from.
@@ -54,7 +172,8 @@ impl Reply {
             body: Content::Chunks(Vec::new()),
             trailers: Vec::new(),
             chunk_delay: Duration::ZERO,
-            gzip: false,
+            delays: Vec::new(),
+            encoding: None,
             content_length: false,
         }
     }
@@ -116,6 +235,13 @@ impl Reply {
         self
     }
 
+    /// Pause `delays[i]` before chunk `i` (chunks past the list use [`Reply::chunk_delay`]):
+    /// an origin that flushes at irregular times.
+    pub fn chunk_delays(mut self, delays: Vec<Duration>) -> Self {
+        self.delays = delays;
+        self
+    }
+
     /// Add a trailer, sent after the body (HTTP/2; on HTTP/1.1 only to clients that accept them).
     ///
     /// # Panics
@@ -127,8 +253,14 @@ impl Reply {
 
     /// Send the body gzip-compressed with `Content-Encoding: gzip`, each chunk flushed as it is
     /// written so the chunk boundaries survive compression.
-    pub fn gzip(mut self) -> Self {
-        self.gzip = true;
+    pub fn gzip(self) -> Self {
+        self.encoded(Encoding::Gzip)
+    }
+
+    /// Send the body compressed with `encoding` (and that `Content-Encoding`), each chunk
+    /// flushed as it is written.
+    pub fn encoded(mut self, encoding: Encoding) -> Self {
+        self.encoding = Some(encoding);
         self
     }
 
@@ -180,10 +312,10 @@ impl Reply {
     /// tokio runtime. HEAD, 1xx, 204 and 304 get the headers and no body.
     pub fn into_response(self, method: &http::Method) -> http::Response<ChannelBody> {
         let mut head = headers::to_map(&self.headers);
-        if self.gzip {
+        if let Some(encoding) = self.encoding {
             head.insert(
                 http::header::CONTENT_ENCODING,
-                HeaderValue::from_static("gzip"),
+                HeaderValue::from_static(encoding.name()),
             );
         } else if self.content_length && !head.contains_key(http::header::CONTENT_LENGTH) {
             head.insert(
@@ -211,11 +343,10 @@ impl Reply {
 async fn produce(reply: Reply, tx: mpsc::Sender<Frame<Bytes>>) {
     let mut writer = Writer {
         tx,
-        gzip: reply
-            .gzip
-            .then(|| GzEncoder::new(Vec::new(), flate2::Compression::default())),
+        encoder: reply.encoding.map(Encoding::encoder),
         delay: reply.chunk_delay,
-        started: false,
+        delays: reply.delays,
+        written: 0,
     };
     match reply.body {
         Content::Chunks(chunks) => {
@@ -247,34 +378,35 @@ async fn produce(reply: Reply, tx: mpsc::Sender<Frame<Bytes>>) {
 /// The producer's end of a body: pacing, compression, the channel.
 struct Writer {
     tx: mpsc::Sender<Frame<Bytes>>,
-    gzip: Option<GzEncoder<Vec<u8>>>,
+    encoder: Option<Encoder>,
     delay: Duration,
-    started: bool,
+    delays: Vec<Duration>,
+    written: usize,
 }
 
 impl Writer {
-    /// Send one chunk (after the pause between chunks); false once the receiver is gone.
+    /// Send one chunk (after the pause before it); false once the receiver is gone.
     async fn chunk(&mut self, chunk: Bytes) -> bool {
-        if std::mem::replace(&mut self.started, true) && !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
+        let delay = match self.delays.get(self.written) {
+            Some(delay) => *delay,
+            None if self.written > 0 => self.delay,
+            None => Duration::ZERO,
+        };
+        self.written += 1;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
-        let chunk = match self.gzip.as_mut() {
-            // Writing into a Vec cannot fail, nor can the sync flush that follows.
-            Some(encoder) => {
-                encoder.write_all(&chunk).expect("gzip into a Vec");
-                encoder.flush().expect("gzip into a Vec");
-                Bytes::from(std::mem::take(encoder.get_mut()))
-            }
+        let chunk = match self.encoder.as_mut() {
+            Some(encoder) => Bytes::from(encoder.chunk(&chunk)),
             None => chunk,
         };
         chunk.is_empty() || self.tx.send(Frame::data(chunk)).await.is_ok()
     }
 
-    /// Send the end of the gzip stream and the trailers, if any.
+    /// Send the end of the compressed stream and the trailers, if any.
     async fn finish(self, trailers: &[(HeaderName, HeaderValue)]) {
-        if let Some(encoder) = self.gzip {
-            // Finishing into a Vec cannot fail.
-            let tail = encoder.finish().expect("gzip into a Vec");
+        if let Some(encoder) = self.encoder {
+            let tail = encoder.finish();
             if self.tx.send(Frame::data(Bytes::from(tail))).await.is_err() {
                 return;
             }

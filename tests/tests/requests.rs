@@ -13,12 +13,7 @@ fn ferry(origin: &Origin) -> Envoy {
 fn a_mirror_request_reaches_the_origin_as_the_origin_host() {
     let origin = Origin::start();
     origin.route("*", Reply::html(PAGE));
-    // Without the decompressor, which would add its own `gzip` to Accept-Encoding.
-    let envoy = Envoy::start(
-        &EnvoyConfig::shipped()
-            .without_decompressor()
-            .origin(origin.addr()),
-    );
+    let envoy = Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()));
     let client = Client::http1(envoy.listener_addr());
     let cases = [
         // (Host sent, Host the origin must see)

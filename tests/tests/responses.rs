@@ -197,18 +197,27 @@ fn head_204_and_304_come_out_right() {
 }
 
 #[test]
-fn responses_with_trailers_flush_the_held_tail() {
+fn responses_with_trailers_keep_them_and_fail_visibly_if_their_end_is_undecided() {
     let origin = Origin::start_with(ferry_tests::origin::Protocol::H2c);
-    // The body ends on a domain whose end is undecided until the stream ends; trailers follow.
-    let cases = [
-        ("end", vec!["link: https://example.com"]),
+    // (route, chunks, what the client gets: the body, or None for a reset)
+    let cases: [(&str, Vec<&str>, Option<&str>); 5] = [
         (
-            "split",
-            vec!["link: https://exa", "mple.com/x and example.c", "om"],
+            "decided",
+            vec!["link: https://exa", "mple.com/x and example.c", "om.\n"],
+            Some("link: https://example.cn/x and example.cn.\n"),
         ),
-        ("partial", vec!["see https://example.com/ or exa"]),
+        (
+            "json",
+            vec!["{\"u\":\"https://example.com\"}"],
+            Some("{\"u\":\"https://example.cn\"}"),
+        ),
+        // A body whose last bytes could still have become a name when the trailers came: the
+        // filter can no longer write them, so the stream is reset rather than cut short.
+        ("name", vec!["link: https://example.com"], None),
+        ("split", vec!["see https://exa", "mple.com/ or exa"], None),
+        ("one", vec!["example.co"], None),
     ];
-    for (name, chunks) in &cases {
+    for (name, chunks, _) in &cases {
         origin.route(
             &format!("/{name}"),
             Reply::ok("text/plain", "")
@@ -218,18 +227,25 @@ fn responses_with_trailers_flush_the_held_tail() {
         );
     }
     let envoy = Envoy::start(&EnvoyConfig::shipped().origin_http2().origin(origin.addr()));
-    let client = Client::h2c(envoy.listener_addr());
-    let want = [
-        "link: https://example.cn",
-        "link: https://example.cn/x and example.cn",
-        "see https://example.cn/ or exa",
-    ];
-    for ((name, _), want) in cases.iter().zip(want) {
-        let response = client.get("example.cn", &format!("/{name}"));
-        assert_eq!(response.text(), want, "{name}");
-        assert_eq!(response.trailer("x-checksum"), Some("abc"), "{name}");
+    for client in [
+        Client::h2c(envoy.listener_addr()),
+        Client::http1(envoy.listener_addr()),
+    ] {
+        for (name, _, want) in &cases {
+            let result = client.send(&Request::get("example.cn", &format!("/{name}")));
+            match want {
+                Some(want) => {
+                    let response = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert_eq!(response.text(), *want, "{name}");
+                    if client.version() == Version::H2c {
+                        assert_eq!(response.trailer("x-checksum"), Some("abc"), "{name}");
+                    }
+                }
+                None => assert!(result.is_err(), "{name}: {:?}", result.map(|r| r.text())),
+            }
+        }
     }
-    assert_eq!(envoy.counter("ferry.tails_dropped"), Some(0));
+    assert_eq!(envoy.counter("ferry.bodies_reset_undecided_tail"), Some(6));
 }
 
 #[test]
@@ -238,28 +254,37 @@ fn metrics_show_on_admin_stats_and_prometheus() {
     let page = "https://example.com/ https://example.com/x";
     origin.route("/", Reply::html(page));
     origin.route("/gz", Reply::html(page).gzip());
-    origin.route("/part", Reply::html(page).with_status(206));
-    let envoy = Envoy::start(
-        &EnvoyConfig::shipped()
-            .without_decompressor()
-            .origin(origin.addr()),
+    origin.route(
+        "/lzw",
+        Reply::html(page).header("content-encoding", "compress"),
     );
+    origin.route("/part", Reply::html(page).with_status(206));
+    let envoy = Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()));
     let client = Client::http1(envoy.listener_addr());
     client.get("example.cn", "/");
     client.get("example.cn", "/gz");
+    client.get("example.cn", "/lzw");
     client.get("example.cn", "/part");
+    client
+        .send(&Request::get("example.cn", "/").header("range", "bytes=0-3"))
+        .unwrap();
     client.get("other.org", "/");
     let want = [
-        ("ferry.requests_mirror", 3),
+        ("ferry.requests_mirror", 5),
         ("ferry.requests_other", 1),
-        ("ferry.bodies_rewritten", 1),
+        ("ferry.bodies_rewritten", 3),
+        ("ferry.bodies_decoded", 1),
         ("ferry.bodies_passed_compressed", 1),
         ("ferry.bodies_passed_partial", 1),
-        ("ferry.body_bytes_in", page.len() as u64),
-        ("ferry.body_bytes_out", page.len() as u64 - 2),
-        ("ferry.body_matches", 2),
+        ("ferry.ranges_dropped", 1),
+        ("ferry.body_bytes_in", 3 * page.len() as u64),
+        ("ferry.body_bytes_out", 3 * (page.len() as u64 - 2)),
+        ("ferry.body_matches", 6),
         ("ferry.host_errors", 0),
-        ("ferry.tails_dropped", 0),
+        ("ferry.bodies_reset_undecided_tail", 0),
+        ("ferry.bodies_reset_bad_encoding", 0),
+        ("ferry.bodies_reset_decode_limit", 0),
+        ("ferry.bodies_reset_host_error", 0),
     ];
     for (name, value) in want {
         assert_eq!(envoy.counter(name), Some(value), "{name}");
@@ -269,7 +294,7 @@ fn metrics_show_on_admin_stats_and_prometheus() {
         .expect("admin /stats/prometheus")
         .text();
     assert!(
-        prometheus.contains("ferry_body_matches{} 2"),
+        prometheus.contains("ferry_body_matches{} 6"),
         "Prometheus output lacks ferry_body_matches:\n{prometheus}"
     );
 }

@@ -11,8 +11,12 @@
 //!
 //! `--origin https://www.example.com` puts a real origin behind the chain instead of the demo
 //! site (verified against the system CA bundle, SNI from the URL); `--cert`/`--key` give a real
-//! certificate for the mirror domain, `--mirror` its name. Bad flags exit 64 before anything is
-//! started; a busy port or a part that fails exits 1 with one line that says why.
+//! certificate for the mirror domain, `--mirror` its name. The curl lines then use the origin's
+//! own host name (`www.example.com`) and its mirror (`www.example.cn`), the names a real origin
+//! serves (Django's `ALLOWED_HOSTS`, nginx's `server_name`), and their checks accept any answer
+//! below 400 (a real site's `/` may redirect) but no origin-domain name left in the mirror's body
+//! or `Location`. Bad flags exit 64 before anything is started; a busy port or a part that fails
+//! exits 1 with one line that says why.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -20,6 +24,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use ferry_filter::config::DomainPair;
+use ferry_filter::rewrite::{Context, Rewriter};
 use ferry_tests::chain::{Chain, ChainOptions, OriginKind};
 use ferry_tests::envoy::node;
 use ferry_tests::site::PAGES;
@@ -81,6 +87,13 @@ struct Plan {
     options: ChainOptions,
     origin_domain: String,
     mirror: String,
+    /// The host the origin-domain lines ask for: the --origin URL's host when it is the origin
+    /// domain or one of its subdomains, else the origin domain.
+    origin_host: String,
+    /// The mirror of `origin_host`: the host the mirror line asks for.
+    mirror_host: String,
+    /// Whether the domain pair maps subdomains too.
+    subdomains: bool,
     remote: Option<String>,
     own_cert: bool,
 }
@@ -164,6 +177,11 @@ fn plan(cli: &Cli) -> Result<Plan, String> {
         .ok_or_else(|| format!("{}: no domain pair", cli.config.display()))?;
     pair["origin"] = origin_domain.clone().into();
     pair["mirror"] = cli.mirror.clone().into();
+    let subdomains = pair["subdomains"].as_bool().unwrap_or(false);
+    let (origin_host, mirror_host) = match &remote {
+        Some((host, _)) => visitor_hosts(host, &origin_domain, &cli.mirror, subdomains)?,
+        None => (origin_domain.clone(), cli.mirror.clone()),
+    };
     if cli.listen.port() != 443 {
         if let Some(redirect) = json.get_mut("redirect") {
             redirect["port"] = cli.listen.port().into();
@@ -195,9 +213,54 @@ fn plan(cli: &Cli) -> Result<Plan, String> {
         options,
         origin_domain,
         mirror: cli.mirror.clone(),
+        origin_host,
+        mirror_host,
+        subdomains,
         remote: cli.origin.clone(),
         own_cert: cli.cert.is_some(),
     })
+}
+
+/// The names visitors use for a real origin at `host`: `host` itself and its mirror when `host`
+/// is the origin domain or a subdomain of it (`app.example.com` -> `app.example.cn`), so that the
+/// origin is asked for a name it serves; otherwise (the origin reached by another name, such as
+/// a balancer's) the origin domain and the mirror domain.
+fn visitor_hosts(
+    host: &str,
+    origin_domain: &str,
+    mirror: &str,
+    subdomains: bool,
+) -> Result<(String, String), String> {
+    let (host, domain) = (
+        host.to_ascii_lowercase(),
+        origin_domain.to_ascii_lowercase(),
+    );
+    if host == domain {
+        return Ok((host, mirror.to_ascii_lowercase()));
+    }
+    let Some(label) = host.strip_suffix(&format!(".{domain}")) else {
+        return Ok((domain, mirror.to_ascii_lowercase()));
+    };
+    if !subdomains {
+        return Err(format!(
+            "--origin host {host} is a subdomain of --origin-domain {domain}, but the plugin \
+             configuration does not map subdomains (\"subdomains\": false), so {host} has no \
+             mirror; give --origin-domain {host}"
+        ));
+    }
+    if label.contains('.') {
+        return Err(format!(
+            "--origin host {host} is more than one label below --origin-domain {domain}: the \
+             demo's certificates are for {domain} and *.{domain} (and the mirror's likewise); \
+             give --origin-domain {}",
+            host.split_once('.')
+                .map_or(host.as_str(), |(_, parent)| parent)
+        ));
+    }
+    Ok((
+        host.clone(),
+        format!("{label}.{}", mirror.to_ascii_lowercase()),
+    ))
 }
 
 /// `https://host[:port][/]` as (host, port).
@@ -288,6 +351,17 @@ enum Expect {
     Page,
     /// A redirect to this URL.
     Redirect(String),
+    /// A real origin's answer through the mirror: below 400 (a page, or a redirect such as to a
+    /// login page), and no name of the origin domain in its `Location` or (uncompressed) body.
+    Mirrored {
+        origin_domain: String,
+        mirror: String,
+        subdomains: bool,
+        /// The host Ferry asks the origin for.
+        asked: String,
+    },
+    /// A real origin's answer, untouched: below 400. `asked` is the host the origin gets.
+    Served { asked: String },
 }
 
 impl CurlLine {
@@ -297,13 +371,26 @@ impl CurlLine {
             .ca
             .clone()
             .unwrap_or_else(|| PathBuf::from(node::SYSTEM_CA));
-        let mut client = Client::https(chain.relay_addr(), &self.host, &ca)
-            .with_timeout(Duration::from_secs(20));
+        let relay = chain.relay_addr();
+        let mut client =
+            Client::https(relay, &self.host, &ca).with_timeout(Duration::from_secs(20));
         if let Some(ip) = self.from {
             client = client.with_source(ip);
         }
+        // What curl sends for the printed URL: the port in Host unless it is 443, `Accept: */*`.
+        let authority = if relay.port() == 443 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, relay.port())
+        };
+        let request = Request::get(&authority, &self.path)
+            .header("accept", "*/*")
+            .header(
+                "user-agent",
+                concat!("ferry-demo/", env!("CARGO_PKG_VERSION")),
+            );
         let outcome = client
-            .send(&Request::get(&self.host, &self.path))
+            .send(&request)
             .map_err(|err| err.to_string())
             .and_then(|response| self.judge(chain, &response));
         println!("\n{}", self.what);
@@ -355,8 +442,104 @@ impl CurlLine {
                 }
             }
             Expect::Page | Expect::Rewritten => Err(format!("expected 200, got {status}")),
+            Expect::Served { asked } | Expect::Mirrored { asked, .. } if status >= 400 => {
+                Err(refused(asked, response))
+            }
+            Expect::Served { .. } => Ok(answer(response)),
+            Expect::Mirrored {
+                origin_domain,
+                mirror,
+                subdomains,
+                ..
+            } => {
+                let mut seen = answer(response);
+                if let Some(location) = response.header("location") {
+                    if let (_, Some(at)) = mentions(location.as_bytes(), origin_domain, *subdomains)
+                    {
+                        return Err(format!(
+                            "{seen}, but the Location names {origin_domain} (at byte {at})"
+                        ));
+                    }
+                }
+                match response.header("content-encoding") {
+                    Some(coding) if !coding.eq_ignore_ascii_case("identity") => {
+                        seen.push_str(&format!("; body not checked (Content-Encoding: {coding})"));
+                    }
+                    _ if response.body.is_empty() => {}
+                    _ => {
+                        let body = &response.body[..];
+                        if let (left, Some(at)) = mentions(body, origin_domain, *subdomains) {
+                            return Err(format!(
+                                "{seen}, but the body names {origin_domain} {left} times, first \
+                                 in {:?}",
+                                excerpt(body, at, origin_domain.len())
+                            ));
+                        }
+                        let (mirrored, _) = mentions(body, mirror, *subdomains);
+                        seen.push_str(&format!(
+                            ", {mirrored} mentions of {mirror}, none of {origin_domain}"
+                        ));
+                    }
+                }
+                Ok(seen)
+            }
         }
     }
+}
+
+/// A response in a few words: the status, the `Location` if any, the body's size.
+fn answer(response: &Response) -> String {
+    match response.header("location") {
+        Some(location) => format!("{}, Location: {location}", response.status),
+        None => format!("{}, {} bytes", response.status, response.body.len()),
+    }
+}
+
+/// Why a 4xx/5xx answer fails a real origin's line: who gave it, and what it said. `asked` is
+/// the host the origin was asked for.
+fn refused(asked: &str, response: &Response) -> String {
+    let status = response.status;
+    // Envoy's router marks what came from the upstream; anything else is Envoy's own answer.
+    if response.header("x-envoy-upstream-service-time").is_some() {
+        format!(
+            "expected a page or a redirect, got {status} from the origin, asked for Host {asked} \
+             (does it serve that name? Django answers 400 to a Host outside ALLOWED_HOSTS)"
+        )
+    } else {
+        let text = response.text();
+        let said = text.lines().next().unwrap_or("").trim();
+        let said: String = said.chars().take(200).collect();
+        format!("expected a page or a redirect, got {status} from Envoy: {said:?}")
+    }
+}
+
+/// Where `name` occurs in `text` as a host name, as Ferry matches it (its own rewriter does the
+/// matching: ASCII case-insensitive, on label boundaries, in JSON-escaped and percent-encoded
+/// URLs too; `example.community`, `myexample.com` and `example.com.au` are not `example.com`):
+/// how many times, and where the first is.
+fn mentions(text: &[u8], name: &str, subdomains: bool) -> (usize, Option<usize>) {
+    let pair = DomainPair {
+        origin: name.to_ascii_lowercase(),
+        // Any other name: only whether (and where) the text changes matters.
+        mirror: format!("x{}", name.to_ascii_lowercase()),
+        subdomains,
+    };
+    let Ok(rewriter) = Rewriter::new(&[pair]) else {
+        return (0, None);
+    };
+    let mut out = Vec::new();
+    let progress = rewriter.rewrite_chunk(Context::default(), text, true, &mut out);
+    let first = (progress.matches > 0)
+        .then(|| text.iter().zip(&out).position(|(a, b)| a != b))
+        .flatten();
+    (progress.matches, first)
+}
+
+/// Up to 40 bytes either side of `len` bytes at `at`, as text.
+fn excerpt(text: &[u8], at: usize, len: usize) -> String {
+    let start = at.saturating_sub(40);
+    let end = (at + len + 40).min(text.len());
+    String::from_utf8_lossy(&text[start..end]).into_owned()
 }
 
 /// The lines to print: the mirror, and the origin domain from China and from the US.
@@ -379,10 +562,23 @@ fn curl_lines(plan: &Plan, chain: &Chain) -> Vec<CurlLine> {
     };
     let resolve = |host: &str| format!("--resolve {host}:{port}:{ip}");
     let (origin, mirror) = (&plan.origin_domain, &plan.mirror);
+    // The names asked for: the domains themselves for the demo site, the origin's own host and
+    // its mirror for a real origin (which may serve no other name).
+    let (origin_host, mirror_host) = (&plan.origin_host, &plan.mirror_host);
     let follow = if plan.own_cert {
         String::new()
     } else {
-        format!("\n(add -L and {} to follow it)", resolve(mirror))
+        format!("\n(add -L and {} to follow it)", resolve(mirror_host))
+    };
+    let origin_what = if origin_host == origin {
+        "The origin domain".to_owned()
+    } else {
+        format!("The origin's host {origin_host}")
+    };
+    let page_what = if plan.remote.is_some() {
+        "its answer, untouched"
+    } else {
+        "the page, untouched"
     };
     let mut lines = vec![CurlLine {
         what: format!(
@@ -391,15 +587,20 @@ fn curl_lines(plan: &Plan, chain: &Chain) -> Vec<CurlLine> {
         curl: format!(
             "curl {}{} {}",
             cacert(&mirror_ca),
-            resolve(mirror),
-            url(mirror)
+            resolve(mirror_host),
+            url(mirror_host)
         ),
-        host: mirror.clone(),
+        host: mirror_host.clone(),
         path: "/".to_owned(),
         from: None,
         ca: mirror_ca,
         expect: if plan.remote.is_some() {
-            Expect::Page
+            Expect::Mirrored {
+                origin_domain: origin.clone(),
+                mirror: mirror.clone(),
+                subdomains: plan.subdomains,
+                asked: origin_host.clone(),
+            }
         } else {
             Expect::Rewritten
         },
@@ -410,36 +611,40 @@ fn curl_lines(plan: &Plan, chain: &Chain) -> Vec<CurlLine> {
         let us: IpAddr = UNITED_STATES.parse().expect("a constant IPv4 address");
         lines.push(CurlLine {
             what: format!(
-                "The origin domain, from China ({CHINA} is CN in tests/data/geo-sample.txt): \
+                "{origin_what}, from China ({CHINA} is CN in tests/data/geo-sample.txt): \
                  a 301 to the mirror{follow}:"
             ),
             curl: format!(
                 "curl -si {}{} --interface {CHINA} {}",
                 cacert(&demo_ca),
-                resolve(origin),
-                url(origin)
+                resolve(origin_host),
+                url(origin_host)
             ),
-            host: origin.clone(),
+            host: origin_host.clone(),
             path: "/".to_owned(),
             from: Some(china),
             ca: demo_ca.clone(),
-            expect: Expect::Redirect(url(mirror)),
+            expect: Expect::Redirect(url(mirror_host)),
         });
         lines.push(CurlLine {
-            what: format!(
-                "The origin domain, from the United States ({UNITED_STATES}): the page, untouched:"
-            ),
+            what: format!("{origin_what}, from the United States ({UNITED_STATES}): {page_what}:"),
             curl: format!(
                 "curl {}{} --interface {UNITED_STATES} {}",
                 cacert(&demo_ca),
-                resolve(origin),
-                url(origin)
+                resolve(origin_host),
+                url(origin_host)
             ),
-            host: origin.clone(),
+            host: origin_host.clone(),
             path: "/".to_owned(),
             from: Some(us),
             ca: demo_ca.clone(),
-            expect: Expect::Page,
+            expect: if plan.remote.is_some() {
+                Expect::Served {
+                    asked: origin_host.clone(),
+                }
+            } else {
+                Expect::Page
+            },
         });
     }
     lines
@@ -460,7 +665,13 @@ fn print_chain(plan: &Plan, chain: &Chain) {
         envoy.admin_addr()
     );
     match &plan.remote {
-        Some(url) => println!("  origin          {url}"),
+        Some(url) => {
+            println!("  origin          {url}");
+            println!(
+                "  hosts           {} (mirror, asked of the origin as {}) and {}",
+                plan.mirror_host, plan.origin_host, plan.origin_host
+            );
+        }
         None => println!(
             "  demo origin     https://{}  (the demo site of {}, with a certificate for it)",
             chain.origin().addr(),
@@ -540,4 +751,53 @@ fn last_error_line(log: &str) -> Option<&str> {
             line.contains("[critical]") || line.contains("[error]") || line.contains("\"ERROR\"")
         })
         .map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_real_origin_is_asked_for_its_own_host_and_its_mirror() {
+        let hosts = |host, subdomains| visitor_hosts(host, "example.com", "example.cn", subdomains);
+        let pair = |a: &str, b: &str| Ok((a.to_owned(), b.to_owned()));
+        assert_eq!(
+            hosts("app.example.com", true),
+            pair("app.example.com", "app.example.cn")
+        );
+        assert_eq!(
+            hosts("example.com", false),
+            pair("example.com", "example.cn")
+        );
+        // Reached by another name (a balancer): the domains themselves, as before.
+        assert_eq!(
+            hosts("lb.hosting.net", true),
+            pair("example.com", "example.cn")
+        );
+        assert_eq!(
+            hosts("myexample.com", true),
+            pair("example.com", "example.cn")
+        );
+        assert!(hosts("app.example.com", false).is_err());
+        assert!(hosts("a.b.example.com", true).is_err());
+    }
+
+    #[test]
+    fn mentions_are_found_as_ferry_matches_them() {
+        let found = |text: &str, subdomains| mentions(text.as_bytes(), "example.com", subdomains);
+        assert_eq!(found("see example.com.", false), (1, Some(4)));
+        assert_eq!(found("EXAMPLE.COM/x example.com", false), (2, Some(0)));
+        assert_eq!(found("https%3A%2F%2Fexample.com", false), (1, Some(14)));
+        assert_eq!(found("https:\\/\\/example.com\\/", false), (1, Some(10)));
+        assert_eq!(found("www.example.com", true), (1, Some(4)));
+        assert_eq!(found("www.example.com", false), (0, None));
+        for other in [
+            "example.community",
+            "myexample.com",
+            "example.com.au",
+            "example.com_x",
+        ] {
+            assert_eq!(found(other, true), (0, None), "{other}");
+        }
+    }
 }

@@ -21,8 +21,8 @@ use serde_yaml::{Mapping, Value};
 
 use super::yaml::{
     at, http_filters, is_type, listener_name, named, patch_geoip_db, patch_relay_prefixes,
-    patch_virtual_host, set_socket, type_of, yaml, COMPRESSOR, DECOMPRESSOR, PROTOCOL_OPTIONS,
-    UPSTREAM_TLS, WASM,
+    patch_virtual_host, set_socket, type_of, yaml, COMPRESSOR, PROTOCOL_OPTIONS, UPSTREAM_TLS,
+    WASM,
 };
 use crate::paths;
 
@@ -68,7 +68,6 @@ pub struct EnvoyConfig {
     wasm: Option<PathBuf>,
     plugin_config: Option<String>,
     compressor: bool,
-    decompressor: bool,
     ferry: bool,
     origin_http2: bool,
     log_level: String,
@@ -115,7 +114,6 @@ impl EnvoyConfig {
             wasm: None,
             plugin_config: None,
             compressor: true,
-            decompressor: true,
             ferry: true,
             origin_http2: false,
             log_level: "info".to_owned(),
@@ -209,12 +207,6 @@ impl EnvoyConfig {
     /// Remove the compressor filter (responses reach the client as the filter left them).
     pub fn without_compressor(mut self) -> Self {
         self.compressor = false;
-        self
-    }
-
-    /// Remove the decompressor filter (the filter sees the origin's encoding).
-    pub fn without_decompressor(mut self) -> Self {
-        self.decompressor = false;
         self
     }
 
@@ -342,7 +334,6 @@ typed_config:
         for filters in http_filters(&mut doc) {
             let dropped = |filter: &Value| {
                 (!self.compressor && is_type(filter, COMPRESSOR))
-                    || (!self.decompressor && is_type(filter, DECOMPRESSOR))
                     || (!self.ferry && is_type(filter, WASM))
             };
             filters.retain(|filter| !dropped(filter));
@@ -534,13 +525,9 @@ mod tests {
         let config = EnvoyConfig::shipped()
             .without_ferry()
             .without_compressor()
-            .without_decompressor()
             .origin_http2();
         let text = config.render();
-        assert!(
-            !text.contains(COMPRESSOR) && !text.contains(DECOMPRESSOR),
-            "{text}"
-        );
+        assert!(!text.contains(COMPRESSOR), "{text}");
         assert!(text.contains("http2_protocol_options"), "{text}");
     }
 

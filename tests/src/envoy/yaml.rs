@@ -12,7 +12,6 @@ use serde_yaml::{Mapping, Value};
 use super::ConfigError;
 
 pub(super) const COMPRESSOR: &str = "envoy.extensions.filters.http.compressor.v3.Compressor";
-pub(super) const DECOMPRESSOR: &str = "envoy.extensions.filters.http.decompressor.v3.Decompressor";
 pub(super) const WASM: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
 pub(super) const HCM: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
