@@ -79,6 +79,12 @@ pub enum ClientError {
         addr: SocketAddr,
         source: hyper::Error,
     },
+    #[error("WebSocket {path} to {addr}: {reason}")]
+    WebSocket {
+        addr: SocketAddr,
+        path: String,
+        reason: String,
+    },
     #[error("{method} {path} to {addr} got no complete response within {after:?}")]
     Timeout {
         method: String,
@@ -217,6 +223,9 @@ struct Tls {
     server_name: ServerName<'static>,
     connector: TlsConnector,
 }
+
+/// The most response headers the client takes.
+const MAX_HEADERS: usize = 1000;
 
 /// A blocking client for one server address.
 pub struct Client {
@@ -376,21 +385,7 @@ impl Client {
         F: FnMut(&[u8]),
     {
         let exchange = self.exchange(request, on_chunk);
-        // The runtime is only taken out in Drop, so it is always here while `self` lives.
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("runtime lives as long as the client");
-        // The timer must be made inside the runtime, hence inside the block_on.
-        let within = async { tokio::time::timeout(self.timeout, exchange).await };
-        runtime.block_on(within).unwrap_or_else(|_elapsed| {
-            Err(ClientError::Timeout {
-                method: request.method.to_string(),
-                path: request.path.clone(),
-                addr: self.addr,
-                after: self.timeout,
-            })
-        })
+        self.block_on(request.method.as_str(), &request.path, exchange)
     }
 
     /// Connect, send, and stream the response body into `on_chunk`.
@@ -451,8 +446,15 @@ impl Client {
         &self,
         request: http::Request<Full<Bytes>>,
     ) -> Result<http::Response<Incoming>, Failure> {
+        let stream = self.connect().await.map_err(Failure::Early)?;
+        self.send_on(stream, request).await
+    }
+
+    /// Open a connection: TCP (from the source address, if set), the preamble, TLS if
+    /// configured (ALPN: the client's version).
+    pub(crate) async fn connect(&self) -> Result<Box<dyn Io>, ClientError> {
         let addr = self.addr;
-        let connect_error = |source| Failure::Early(ClientError::Connect { addr, source });
+        let connect_error = |source| ClientError::Connect { addr, source };
         let mut stream = self.connect_tcp().await.map_err(connect_error)?;
         // Nagle only adds latency to small test requests; failing to turn it off is harmless.
         let _ = stream.set_nodelay(true);
@@ -463,22 +465,45 @@ impl Client {
                 .map_err(connect_error)?;
         }
         match &self.tls {
-            None => self.send_on(stream, request).await,
+            None => Ok(Box::new(stream)),
             Some(tls) => {
                 let stream = tls
                     .connector
                     .connect(tls.server_name.clone(), stream)
                     .await
-                    .map_err(|source| {
-                        Failure::Early(ClientError::Tls {
-                            addr,
-                            name: tls.name.clone(),
-                            source,
-                        })
+                    .map_err(|source| ClientError::Tls {
+                        addr,
+                        name: tls.name.clone(),
+                        source,
                     })?;
-                self.send_on(stream, request).await
+                Ok(Box::new(stream))
             }
         }
+    }
+
+    /// Run `future` (the exchange of `method` `path`) on the client's runtime, within its
+    /// timeout.
+    pub(crate) fn block_on<T>(
+        &self,
+        method: &str,
+        path: &str,
+        future: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        // The runtime is only taken out in Drop, so it is always here while `self` lives.
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("runtime lives as long as the client");
+        // The timer must be made inside the runtime, hence inside the block_on.
+        let within = async { tokio::time::timeout(self.timeout, future).await };
+        runtime.block_on(within).unwrap_or_else(|_elapsed| {
+            Err(ClientError::Timeout {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                addr: self.addr,
+                after: self.timeout,
+            })
+        })
     }
 
     /// A TCP connection to the server, from the configured source address if any.
@@ -516,7 +541,10 @@ impl Client {
         // errors surface through the request or body futures.
         match self.version {
             Version::Http1 => {
-                let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                // As many headers as a browser takes (hyper's default is 100).
+                let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+                    .max_headers(MAX_HEADERS)
+                    .handshake(io)
                     .await
                     .map_err(handshake)?;
                 tokio::spawn(conn);
@@ -526,8 +554,11 @@ impl Client {
                     .map_err(Failure::Exchange)
             }
             Version::H2c => {
+                // A header list as large as a browser takes (Chromium: 256 KiB).
                 let (mut sender, conn) =
-                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                        .max_header_list_size(256 * 1024)
+                        .handshake(io)
                         .await
                         .map_err(handshake)?;
                 tokio::spawn(conn);
@@ -548,6 +579,11 @@ impl Drop for Client {
         }
     }
 }
+
+/// A connected stream: TCP, or TLS over TCP.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A failure before the request was on the wire, or during the exchange.
 enum Failure {

@@ -16,7 +16,7 @@
 //! - [`reply`]: [`Reply`], what the origin answers on a route: status, headers, body chunks,
 //!   trailers, gzip, generated bodies of any size.
 //! - [`client`]: [`Client`], a blocking HTTP/1.1 and h2c client (or HTTPS with a given CA and
-//!   server name), whole or streamed responses.
+//!   server name), whole or streamed responses; [`websocket`] adds WebSocket exchanges to it.
 //! - [`pki`]: [`pki::Pki`], a local CA writing `ca.pem` and leaf certificates as PEM files.
 //! - [`relay`]: [`relay::Relay`], the `ferry-relay` binary run from a generated config.
 //! - [`chain`]: [`chain::Chain`], relay -> Envoy (`envoy/us-east.yaml`) -> HTTPS origin.
@@ -57,6 +57,7 @@ pub mod pki;
 pub mod relay;
 pub mod reply;
 pub mod site;
+pub mod websocket;
 
 pub use body::{Digest, Generator, MirrorPage};
 pub use client::{Client, Request, Response, Streamed};

@@ -88,6 +88,8 @@ type ReplyFn = dyn Fn(&Recorded) -> Reply + Send + Sync;
 enum Handler {
     Fixed(Reply),
     Computed(Arc<ReplyFn>),
+    /// Accept a WebSocket upgrade and echo every message.
+    WebSocketEcho,
 }
 
 /// What the connection tasks share with the handle.
@@ -189,6 +191,13 @@ impl Origin {
     /// `*` answers every path that has no route of its own; other paths get a 404.
     pub fn route(&self, path: &str, reply: Reply) -> &Self {
         lock(&self.state.routes).insert(path.to_owned(), Handler::Fixed(reply));
+        self
+    }
+
+    /// Accept WebSocket upgrades on `path` and echo every text and binary message back (a
+    /// request without `Upgrade: websocket` gets a 400).
+    pub fn websocket_echo(&self, path: &str) -> &Self {
+        lock(&self.state.routes).insert(path.to_owned(), Handler::WebSocketEcho);
         self
     }
 
@@ -312,7 +321,7 @@ where
     // A connection error (Envoy resetting a stream, a client going away) ends only this
     // connection; the test sees its effect through the client.
     let _ = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
         .await;
 }
 
@@ -320,8 +329,9 @@ where
 async fn handle(
     state: Arc<State>,
     sni: Arc<Option<String>>,
-    request: http::Request<Incoming>,
+    mut request: http::Request<Incoming>,
 ) -> Result<http::Response<ChannelBody>, hyper::Error> {
+    let upgrade = hyper::upgrade::on(&mut request);
     let (parts, body) = request.into_parts();
     let body = body.collect().await?.to_bytes();
     let path = parts
@@ -347,6 +357,7 @@ async fn handle(
     let reply = match handler {
         Some(Handler::Fixed(reply)) => reply,
         Some(Handler::Computed(reply)) => reply(&recorded),
+        Some(Handler::WebSocketEcho) => websocket_echo(&recorded, upgrade),
         None => Reply::ok(
             "text/plain",
             format!("test origin: no route for {}\n", parts.uri.path()),
@@ -355,4 +366,43 @@ async fn handle(
     };
     lock(&state.requests).push(recorded);
     Ok(reply.into_response(&parts.method))
+}
+
+/// The answer to a WebSocket upgrade: 101 with the accept key, then an echo of every message on
+/// the upgraded connection (in a task of its own).
+fn websocket_echo(request: &Recorded, upgrade: hyper::upgrade::OnUpgrade) -> Reply {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let wants = request
+        .header("upgrade")
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let Some(key) = request.header("sec-websocket-key").filter(|_| wants) else {
+        return Reply::ok("text/plain", "expected a WebSocket upgrade\n").with_status(400);
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_close() {
+                return;
+            }
+            let echo = message.is_text() || message.is_binary();
+            if echo && ws.send(message).await.is_err() {
+                return;
+            }
+        }
+    });
+    Reply::new(101)
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .header("sec-websocket-accept", &derive_accept_key(key.as_bytes()))
 }

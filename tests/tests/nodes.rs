@@ -393,3 +393,65 @@ fn relay_health_checks_are_well_formed_proxy_connections() {
         assert_eq!(envoy.counter(stat), Some(0), "{stat}:\n{}", envoy.stats());
     }
 }
+
+/// The origin learns the visitor's address from `x-forwarded-for` and nothing else: a value
+/// the visitor sent is replaced, so an origin that reads the first entry is not fooled.
+#[test]
+fn x_forwarded_for_is_the_visitor_address_only() {
+    let chain = Chain::start(ChainOptions::default().empty_origin());
+    chain.origin().route("*", Reply::html("ok"));
+    for (host, sent) in [
+        ("www.example.cn", None),
+        ("www.example.cn", Some("6.6.6.6")),
+        ("www.example.com", Some("6.6.6.6, 10.0.0.1")),
+    ] {
+        let mut request = Request::get(host, "/who");
+        if let Some(sent) = sent {
+            request = request.header("x-forwarded-for", sent);
+        }
+        let client = chain.client_from("8.8.8.8".parse().expect("an address"), host);
+        let response = client.send(&request).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status, 200, "{host}");
+        let seen = chain.origin().last_request().expect("the origin saw it");
+        assert_eq!(
+            seen.header_all("x-forwarded-for"),
+            ["8.8.8.8"],
+            "{host}, sent {sent:?}"
+        );
+    }
+}
+
+/// Real sites answer with many headers (a login that sets a hundred and fifty cookies): they
+/// reach the visitor over HTTP/1.1 and HTTP/2, each cookie's `Domain` mapped.
+#[test]
+fn responses_with_many_headers_pass_over_both_protocols() {
+    let chain = Chain::start(ChainOptions::default().empty_origin());
+    let mut reply = Reply::html("ok");
+    for i in 0..160 {
+        reply = reply.header(
+            "set-cookie",
+            &format!(
+                "c{i}=v{i}-{}; Domain=example.com; Path=/; Secure",
+                "x".repeat(200)
+            ),
+        );
+    }
+    chain.origin().route("/login", reply);
+    let (relay, ca) = (chain.relay_addr(), chain.ca_path());
+    for client in [
+        Client::https(relay, "www.example.cn", &ca),
+        Client::https_h2(relay, "www.example.cn", &ca),
+    ] {
+        let response = client
+            .send(&Request::get("www.example.cn", "/login"))
+            .unwrap_or_else(|e| panic!("{:?}: {e}", client.version()));
+        assert_eq!(response.status, 200, "{:?}", client.version());
+        let cookies = response.header_all("set-cookie");
+        assert_eq!(cookies.len(), 160, "{:?}", client.version());
+        assert!(
+            cookies.iter().all(|c| c.contains("Domain=example.cn;")),
+            "{:?}",
+            client.version()
+        );
+    }
+}

@@ -346,8 +346,59 @@ typed_config:
             return Err(missing("a wasm http filter to configure"));
         }
 
+        // `origin`, and its variants (`origin_ws`): the same origin, patched the same way.
+        let clusters = at(&mut doc, &["static_resources", "clusters"])
+            .and_then(Value::as_sequence_mut)
+            .ok_or_else(|| missing("static_resources.clusters"))?;
+        let mut found_origin = false;
+        for cluster in clusters.iter_mut() {
+            let name = cluster.get("name").and_then(Value::as_str).unwrap_or("");
+            if name != "origin" && !name.starts_with("origin_") {
+                continue;
+            }
+            found_origin |= name == "origin";
+            self.patch_origin_cluster(cluster, &missing)?;
+        }
+        if !found_origin {
+            return Err(missing("the cluster named `origin`"));
+        }
         let cluster = named(at(&mut doc, &["static_resources", "clusters"]), "origin")
             .ok_or_else(|| missing("the cluster named `origin`"))?;
+        if self.origin_http2 {
+            // HTTP/2 with prior knowledge, keeping the cluster's other protocol options.
+            let map = cluster
+                .as_mapping_mut()
+                .ok_or_else(|| missing("cluster origin as a mapping"))?;
+            let typed = map
+                .entry("typed_extension_protocol_options".into())
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            let options = typed
+                .as_mapping_mut()
+                .ok_or_else(|| missing("cluster origin: typed_extension_protocol_options"))?
+                .entry(PROTOCOL_OPTIONS.into())
+                .or_insert_with(|| {
+                    yaml(&format!(
+                        "'@type': type.googleapis.com/{PROTOCOL_OPTIONS}\n"
+                    ))
+                });
+            let options = options
+                .as_mapping_mut()
+                .ok_or_else(|| missing("cluster origin: HttpProtocolOptions"))?;
+            options.remove("auto_config");
+            options.insert(
+                "explicit_http_config".into(),
+                yaml("http2_protocol_options: {}\n"),
+            );
+        }
+        Ok(doc)
+    }
+
+    /// The origin's address and TLS (CA, SNI, certificate name) in one origin cluster.
+    fn patch_origin_cluster(
+        &self,
+        cluster: &mut Value,
+        missing: &dyn Fn(&str) -> ConfigError,
+    ) -> Result<(), ConfigError> {
         if self.origin.is_some() || self.origin_host.is_some() {
             let socket = at(
                 cluster,
@@ -366,19 +417,9 @@ typed_config:
             }
         }
         if self.origin_ca.is_some() || self.origin_name.is_some() {
-            self.patch_origin_tls(cluster, &missing)?;
+            self.patch_origin_tls(cluster, missing)?;
         }
-        if self.origin_http2 {
-            let options = yaml(&format!(
-                "{PROTOCOL_OPTIONS}:\n  '@type': type.googleapis.com/{PROTOCOL_OPTIONS}\n  \
-                 explicit_http_config: {{ http2_protocol_options: {{}} }}\n"
-            ));
-            let map = cluster
-                .as_mapping_mut()
-                .ok_or_else(|| missing("cluster origin as a mapping"))?;
-            map.insert("typed_extension_protocol_options".into(), options);
-        }
-        Ok(doc)
+        Ok(())
     }
 
     /// Every listener on 127.0.0.1:0, or where [`EnvoyConfig::listen`] and
