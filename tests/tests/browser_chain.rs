@@ -165,3 +165,50 @@ fn control_keeping_integrity_makes_the_browser_refuse_the_rewritten_script() {
         "expected an integrity error for sri.js: {errors:#?}"
     );
 }
+
+/// A page of more than a megabyte with thousands of links (what used to be reset over HTTP/2):
+/// the browser gets it over HTTP/2, whole, every link on the mirror.
+#[test]
+fn a_large_page_with_thousands_of_links_loads_whole_over_http2() {
+    let chain = Chain::start(ChainOptions::default().empty_origin());
+    let links = 6000;
+    let mut html = String::from("<!doctype html><html><head><title>big</title></head><body>\n");
+    for i in 0..links {
+        html.push_str(&format!(
+            "<p><a href=\"https://www.example.com/item/{i}\">item {i} of example.com</a> {}</p>\n",
+            "lorem ipsum dolor ".repeat(10)
+        ));
+    }
+    html.push_str("<p id=\"end\">the end</p></body></html>\n");
+    assert!(html.len() > 1_500_000, "{} bytes", html.len());
+    chain.origin().route("/big", ferry_tests::Reply::html(html));
+
+    let browser = browser_for(&chain);
+    let page = browser.new_page().expect("a page");
+    page.goto("https://www.example.cn/big")
+        .unwrap_or_else(|err| panic!("the big page: {err}\n{}", report(&page)));
+    let document = page
+        .requests()
+        .into_iter()
+        .find(|r| r.url == "https://www.example.cn/big")
+        .expect("the document request");
+    assert_eq!(document.protocol.as_deref(), Some("h2"), "{document:?}");
+    assert!(document.succeeded(), "{document:?}");
+    let count = page.eval("document.links.length").expect("eval");
+    assert_eq!(count.as_u64(), Some(links));
+    let on_mirror = page
+        .eval(
+            "Array.from(document.links).every((a, i) => \
+             a.href === 'https://www.example.cn/item/' + i)",
+        )
+        .expect("eval");
+    assert_eq!(on_mirror.as_bool(), Some(true), "a link left the mirror");
+    let end = page
+        .eval("document.getElementById('end') && document.getElementById('end').textContent")
+        .expect("eval");
+    assert_eq!(end.as_str(), Some("the end"), "the page was cut short");
+    let text = page
+        .eval("document.body.innerText.includes('example.com')")
+        .expect("eval");
+    assert_eq!(text.as_bool(), Some(false));
+}
