@@ -4,8 +4,8 @@
 Deriving (rather than keeping a copy) means the benchmark measures the config users run: the
 same filter chain, buffer limits and cluster settings. Only what must differ on this machine
 changes: addresses and ports, the .wasm path, and the plugin config (one domain pair). The
-compressor and decompressor stay in the chain; wrk sends no Accept-Encoding and the origin does
-not compress, so both only look at the headers and pass the body through.
+compressor stays in the chain; wrk sends no Accept-Encoding, so it only looks at the headers and
+passes the body through.
 
 With --no-filter the Ferry wasm filter is removed and nothing else: that Envoy is the ceiling
 any filter can reach.

@@ -11,7 +11,7 @@
 # results to .bench/results.md. Every process it starts is stopped on exit, whatever the exit.
 #
 # What is compared, and why this way (BENCHMARKS.md has the long form):
-#   ferry  Envoy with envoy/ferry.yaml: compressor, Ferry, decompressor, router.
+#   ferry  Envoy with envoy/ferry.yaml: compressor, Ferry, router.
 #   envoy  The same Envoy config without the Ferry filter: the ceiling for any filter.
 #   nginx  nginx with the article's proxy_pass + sub_filter config, plus upstream keep-alive.
 # Each proxy gets one worker thread. On a machine with 2 or more cores all proxies are pinned to

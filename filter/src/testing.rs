@@ -106,3 +106,18 @@ impl Rng {
         (self.next_u64() % n as u64) as usize
     }
 }
+
+/// `body` cut into chunks whose lengths (1 to `max`) follow the bits of `seed` as they rotate:
+/// how the fuzz targets turn one input byte into a chunking.
+pub fn cut(body: &[u8], seed: u8, max: u32) -> Vec<&[u8]> {
+    let mut chunks = Vec::new();
+    let mut rest = body;
+    let mut i = 0u32;
+    while !rest.is_empty() {
+        let len = ((u32::from(seed).rotate_left(i) % max.max(1)) as usize + 1).min(rest.len());
+        chunks.push(&rest[..len]);
+        rest = &rest[len..];
+        i += 1;
+    }
+    chunks
+}

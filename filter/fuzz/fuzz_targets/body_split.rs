@@ -19,18 +19,20 @@ fuzz_target!(|data: &[u8]| {
     )
     .expect("valid config");
     let pipeline = BodyRewriter::new(&config.domains, config.integrity).expect("valid patterns");
-    let once = deliver(&pipeline, BodyStream::new(true, None), &[body], Ending::LastChunk);
+    let once = deliver(
+        &pipeline,
+        BodyStream::new(true, None),
+        &[body],
+        Ending::LastChunk,
+    );
 
-    let mut chunks = Vec::new();
-    let mut rest = body;
-    let mut i = 0u32;
-    while !rest.is_empty() {
-        let len = (((cuts as u32).rotate_left(i) % 29) as usize + 1).min(rest.len());
-        chunks.push(&rest[..len]);
-        rest = &rest[len..];
-        i += 1;
-    }
-    let got = deliver(&pipeline, BodyStream::new(true, None), &chunks, Ending::LastChunk);
+    let chunks = ferry_filter::testing::cut(body, cuts, 29);
+    let got = deliver(
+        &pipeline,
+        BodyStream::new(true, None),
+        &chunks,
+        Ending::LastChunk,
+    );
     assert!(got.failure.is_none() && once.failure.is_none());
     assert_eq!(got.body, once.body);
     assert_eq!(got.stats.integrity_removed, once.stats.integrity_removed);

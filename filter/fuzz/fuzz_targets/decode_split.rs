@@ -29,15 +29,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let coding = [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd][which as usize % 4];
     let whole = run(coding, &[body]);
-    let mut chunks = Vec::new();
-    let mut rest = body;
-    let mut i = 0u32;
-    while !rest.is_empty() {
-        let len = (((cuts as u32).rotate_left(i) % 41) as usize + 1).min(rest.len());
-        chunks.push(&rest[..len]);
-        rest = &rest[len..];
-        i += 1;
-    }
+    let chunks = ferry_filter::testing::cut(body, cuts, 41);
     let split = run(coding, &chunks);
     match (&whole, &split) {
         (Ok(a), Ok(b)) => assert_eq!(a, b),

@@ -25,17 +25,13 @@ fuzz_target!(|data: &[u8]| {
         .rewrite_value(body)
         .unwrap_or_else(|| body.to_vec());
 
-    // Chunk lengths cycle through small sizes derived from the first byte.
-    let mut chunks = Vec::new();
-    let mut rest = body;
-    let mut i = 0u32;
-    while !rest.is_empty() {
-        let len = (((cuts as u32).rotate_left(i) % 13) as usize + 1).min(rest.len());
-        chunks.push(&rest[..len]);
-        rest = &rest[len..];
-        i += 1;
-    }
-    let got = deliver(&pipeline, BodyStream::new(false, None), &chunks, Ending::LastChunk);
+    let chunks = ferry_filter::testing::cut(body, cuts, 13);
+    let got = deliver(
+        &pipeline,
+        BodyStream::new(false, None),
+        &chunks,
+        Ending::LastChunk,
+    );
     assert!(got.failure.is_none());
     assert_eq!(got.body, whole);
 });

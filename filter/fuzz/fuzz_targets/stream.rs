@@ -30,10 +30,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let pipeline = BodyRewriter::new(&config.domains, integrity).expect("valid patterns");
     let html = knobs & 2 == 0;
-    let ending = [Ending::LastChunk, Ending::EmptyChunk, Ending::Trailers][(knobs >> 2) as usize % 3];
+    let ending =
+        [Ending::LastChunk, Ending::EmptyChunk, Ending::Trailers][(knobs >> 2) as usize % 3];
     let coding = [None, Some(Coding::Gzip), Some(Coding::Deflate)][(knobs >> 4) as usize % 3];
 
-    let whole = deliver(&pipeline, BodyStream::new(html, None), &[body], Ending::LastChunk);
+    let whole = deliver(
+        &pipeline,
+        BodyStream::new(html, None),
+        &[body],
+        Ending::LastChunk,
+    );
     assert!(whole.failure.is_none());
     let wire = match coding {
         None => body.to_vec(),
@@ -48,15 +54,7 @@ fuzz_target!(|data: &[u8]| {
             e.finish().unwrap()
         }
     };
-    let mut chunks = Vec::new();
-    let mut rest = &wire[..];
-    let mut i = 0u32;
-    while !rest.is_empty() {
-        let len = (((cuts as u32).rotate_left(i) % 37) as usize + 1).min(rest.len());
-        chunks.push(&rest[..len]);
-        rest = &rest[len..];
-        i += 1;
-    }
+    let chunks = ferry_filter::testing::cut(&wire, cuts, 37);
     let decoder = coding.map(|c| Decoder::new(c, DecodeLimits::default()));
     let got = deliver(&pipeline, BodyStream::new(html, decoder), &chunks, ending);
     match got.failure {
