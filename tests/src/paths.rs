@@ -20,6 +20,10 @@ const RELAY_HOWTO: &str = "run `cargo build -p ferry-relay` (./run test builds i
 const ENVOY_HOWTO: &str =
     "run `./run setup` (installs the pinned Envoy into .venv) or set ENVOY_BIN";
 
+/// The message for a missing gunicorn: how to install it.
+const GUNICORN_HOWTO: &str =
+    "run `./run setup` (installs the pinned gunicorn from PyPI into .venv) or set GUNICORN_BIN";
+
 /// The workspace root: the parent of this crate's directory.
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -122,6 +126,31 @@ pub fn try_envoy_bin() -> Result<PathBuf, String> {
     Err(format!(
         "Envoy not found (no ENVOY_BIN, no `envoy` on PATH, nothing in .venv); {ENVOY_HOWTO}"
     ))
+}
+
+/// gunicorn, a real Python application server for the tests' real origins: `$GUNICORN_BIN`,
+/// else `<root>/.venv/bin/gunicorn`.
+///
+/// # Panics
+/// When it is missing, with a message that says how to install it.
+pub fn gunicorn_bin() -> PathBuf {
+    try_gunicorn_bin().unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// Like [`gunicorn_bin`], with the message as an error instead of a panic.
+pub fn try_gunicorn_bin() -> Result<PathBuf, String> {
+    let (bin, from) = match env::var_os("GUNICORN_BIN") {
+        Some(bin) if !bin.is_empty() => (PathBuf::from(bin), "GUNICORN_BIN="),
+        _ => (workspace_root().join(".venv/bin/gunicorn"), ""),
+    };
+    if is_executable(&bin) {
+        Ok(absolute(bin))
+    } else {
+        Err(format!(
+            "gunicorn not found: {from}{} is not an executable file; {GUNICORN_HOWTO}",
+            bin.display()
+        ))
+    }
 }
 
 /// The first executable `name` in the directories of `PATH`.
