@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ferry_filter::body::BodyRewriter;
 use ferry_filter::config::Config;
 use ferry_filter::decode::{Coding, DecodeLimits, Decoder};
-use ferry_filter::stream::{BodyStream, Plan};
+use ferry_filter::stream::{BodyKind, BodyStream, Plan};
 
 const CHUNK: usize = 16 * 1024;
 
@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(1) || rounds < 3 {
             let decoder = coding.map(|c| Decoder::new(c, DecodeLimits::default()));
-            let mut stream = BodyStream::new(true, decoder);
+            let mut stream = BodyStream::new(BodyKind::Html, decoder);
             out_len = 0;
             let chunks: Vec<&[u8]> = wire.chunks(CHUNK).collect();
             for (i, chunk) in chunks.iter().enumerate() {

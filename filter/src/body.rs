@@ -10,10 +10,10 @@
 //! contains, so the rewriter's undecided tail never covers a removal. The streaming itself
 //! (carrying that rest from chunk to chunk) is [`crate::stream`]'s.
 
-use crate::config::{DomainPair, IntegrityPolicy};
-use crate::domain::HostMap;
+use crate::config::{Config, IntegrityPolicy};
+use crate::domain::{Direction, DomainPair, HostMap};
 use crate::integrity::{IntegrityStripper, MAX_TAG};
-use crate::rewrite::{Context, Rewriter};
+use crate::rewrite::{Context, EmailPolicy, Rewriter};
 
 /// What [`BodyRewriter::step`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,12 +37,48 @@ pub struct BodyRewriter {
 }
 
 impl BodyRewriter {
+    /// The response pipeline (origin -> mirror, e-mail addresses kept) for these pairs.
     pub fn new(
         domains: &[DomainPair],
         integrity: IntegrityPolicy,
     ) -> Result<BodyRewriter, aho_corasick::BuildError> {
+        Self::build(
+            domains,
+            Direction::OriginToMirror,
+            integrity,
+            EmailPolicy::Keep,
+        )
+    }
+
+    /// The response pipeline of a configuration: origin -> mirror, `integrity` as configured.
+    pub fn for_responses(config: &Config) -> Result<BodyRewriter, aho_corasick::BuildError> {
+        Self::build(
+            &config.domains,
+            Direction::OriginToMirror,
+            config.integrity,
+            config.emails,
+        )
+    }
+
+    /// The request pipeline of a configuration: mirror -> origin, so that what a page showed
+    /// comes back to the origin as the origin wrote it; no `integrity` stage.
+    pub fn for_requests(config: &Config) -> Result<BodyRewriter, aho_corasick::BuildError> {
+        Self::build(
+            &config.domains,
+            Direction::MirrorToOrigin,
+            IntegrityPolicy::Keep,
+            config.emails,
+        )
+    }
+
+    fn build(
+        domains: &[DomainPair],
+        direction: Direction,
+        integrity: IntegrityPolicy,
+        emails: EmailPolicy,
+    ) -> Result<BodyRewriter, aho_corasick::BuildError> {
         Ok(BodyRewriter {
-            rewriter: Rewriter::new(domains)?,
+            rewriter: Rewriter::build(domains, direction, emails)?,
             hosts: HostMap::new(domains),
             stripper: (integrity == IntegrityPolicy::DropSameSite).then(IntegrityStripper::new),
         })

@@ -9,11 +9,16 @@ use serde::Deserialize;
 use std::collections::HashSet;
 
 use crate::decode::DecodeLimits;
+pub use crate::domain::DomainPair;
 use crate::domain::{self, DomainError};
 use crate::networks::CidrError;
 use crate::redirect::RedirectConfig;
+use crate::rewrite::EmailPolicy;
 
 mod redirect;
+mod requests;
+
+pub use requests::{LargeRequests, RequestBodies, DEFAULT_REQUEST_CONTENT_TYPES};
 
 /// Response content types that are rewritten when the configuration does not list its own:
 /// every type of today's web platform that carries URLs as text. `application/*+json` and
@@ -144,6 +149,10 @@ struct RawConfig {
     integrity: Option<String>,
     #[serde(default)]
     decompression: Option<RawDecompression>,
+    #[serde(default)]
+    emails: Option<String>,
+    #[serde(default)]
+    request_bodies: Option<requests::RawRequestBodies>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,15 +181,6 @@ fn default_true() -> bool {
     true
 }
 
-/// One origin <-> mirror pair, normalised to lowercase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DomainPair {
-    pub origin: String,
-    pub mirror: String,
-    /// Whether `sub.origin` <-> `sub.mirror` as well.
-    pub subdomains: bool,
-}
-
 /// A content type the filter rewrites: an exact `type/subtype`, a `type/*` family, or a
 /// `type/*+suffix` structured syntax (`application/*+json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +206,10 @@ pub struct Config {
     pub integrity: IntegrityPolicy,
     /// How far a compressed response body may decode.
     pub decode_limits: DecodeLimits,
+    /// Whether the domains of e-mail addresses are rewritten (both ways).
+    pub emails: EmailPolicy,
+    /// Which request bodies are rewritten mirror -> origin, and how.
+    pub request_bodies: RequestBodies,
 }
 
 /// Subresource Integrity: a same-site script or stylesheet whose content the filter rewrites
@@ -247,17 +251,28 @@ impl Config {
 
     /// Whether a response with this media type (lowercase, without parameters) is rewritten.
     pub fn rewrites_content_type(&self, media_type: &str) -> bool {
-        self.content_types.iter().any(|rule| match rule {
-            ContentTypeRule::Exact(t) => t == media_type,
-            ContentTypeRule::Family(prefix) => media_type
-                .strip_prefix(prefix.as_str())
-                .is_some_and(|rest| rest.starts_with('/')),
-            ContentTypeRule::Suffix(kind, suffix) => media_type
-                .strip_prefix(kind.as_str())
-                .and_then(|rest| rest.strip_prefix('/'))
-                .is_some_and(|sub| sub.len() > suffix.len() && sub.ends_with(suffix.as_str())),
-        })
+        matches_content_type(&self.content_types, media_type)
     }
+
+    /// Whether a request body with this media type (lowercase, without parameters) is
+    /// rewritten.
+    pub fn rewrites_request_type(&self, media_type: &str) -> bool {
+        matches_content_type(&self.request_bodies.content_types, media_type)
+    }
+}
+
+/// Whether `media_type` (lowercase, without parameters) is one of `rules`.
+fn matches_content_type(rules: &[ContentTypeRule], media_type: &str) -> bool {
+    rules.iter().any(|rule| match rule {
+        ContentTypeRule::Exact(t) => t == media_type,
+        ContentTypeRule::Family(prefix) => media_type
+            .strip_prefix(prefix.as_str())
+            .is_some_and(|rest| rest.starts_with('/')),
+        ContentTypeRule::Suffix(kind, suffix) => media_type
+            .strip_prefix(kind.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|sub| sub.len() > suffix.len() && sub.ends_with(suffix.as_str())),
+    })
 }
 
 impl RawConfig {
@@ -314,6 +329,21 @@ impl RawConfig {
             None => None,
             Some(raw) => Some(raw.validate(&domains)?),
         };
+        let emails = match self.emails.as_deref() {
+            None | Some("keep") => EmailPolicy::Keep,
+            Some("rewrite") => EmailPolicy::Rewrite,
+            Some(other) => {
+                return Err(invalid(
+                    "emails",
+                    other,
+                    "expected \"keep\" (the default) or \"rewrite\"",
+                ))
+            }
+        };
+        let request_bodies = match self.request_bodies {
+            None => requests::RawRequestBodies::default().validate()?,
+            Some(raw) => raw.validate()?,
+        };
         let decode_limits = match self.decompression {
             None => DecodeLimits::default(),
             Some(raw) => raw.validate()?,
@@ -326,6 +356,8 @@ impl RawConfig {
             redirect,
             integrity,
             decode_limits,
+            emails,
+            request_bodies,
         })
     }
 }

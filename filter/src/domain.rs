@@ -3,7 +3,14 @@
 //!
 //! Everything here works on bytes and ASCII case-insensitively; nothing assumes UTF-8.
 
-use crate::config::DomainPair;
+/// One origin <-> mirror pair, normalised to lowercase (by [`crate::config`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainPair {
+    pub origin: String,
+    pub mirror: String,
+    /// Whether `sub.origin` <-> `sub.mirror` as well.
+    pub subdomains: bool,
+}
 
 /// Why a configured domain name was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

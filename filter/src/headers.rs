@@ -29,6 +29,31 @@ pub fn request_url(hosts: &HostMap, value: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// New `:path` of a mirror request: mirror names in the path and the query become origin names
+/// (through `rewriter`, the mirror -> origin one), so the values pages carry in links
+/// (`?next=https%3A%2F%2Fwww.example.cn%2F`) come back as the origin wrote them. `None` when
+/// nothing changes.
+pub fn request_path(rewriter: &Rewriter, path: &[u8]) -> Option<Vec<u8>> {
+    rewriter.rewrite_value(path)
+}
+
+/// New `Referer` of a mirror request: when it is a mirror page, its host mapped mirror ->
+/// origin ([`request_url`]) and its path and query like [`request_path`] (the page the visitor
+/// came from, as the origin would have seen its URL). `None` when it is not a mirror page.
+pub fn request_referer(hosts: &HostMap, rewriter: &Rewriter, value: &[u8]) -> Option<Vec<u8>> {
+    // Only a mirror page's URL was rewritten by the mirror; another site's is the visitor's.
+    let url = request_url(hosts, value)?;
+    let rest_at = url_authority(&url).map_or(url.len(), |(_, end)| end);
+    match rewriter.rewrite_value(&url[rest_at..]) {
+        Some(rest) => {
+            let mut out = url[..rest_at].to_vec();
+            out.extend_from_slice(&rest);
+            Some(out)
+        }
+        None => Some(url),
+    }
+}
+
 /// The byte range of the authority in `scheme://authority/...`.
 fn url_authority(value: &[u8]) -> Option<(usize, usize)> {
     let sep = value.windows(3).position(|w| w == b"://")?;
@@ -156,7 +181,7 @@ pub fn request_authority(hosts: &HostMap, authority: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn pairs() -> Vec<crate::config::DomainPair> {
+    fn pairs() -> Vec<crate::domain::DomainPair> {
         crate::testing::example_pairs()
     }
 
@@ -195,6 +220,58 @@ mod tests {
                 s(request_url(&h, input.as_bytes())).as_deref(),
                 *want,
                 "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_paths_and_referers_come_back_as_the_origin_wrote_them() {
+        let p = pairs();
+        let h = HostMap::new(&p);
+        let back = Rewriter::build(
+            &p,
+            Direction::MirrorToOrigin,
+            crate::rewrite::EmailPolicy::Keep,
+        )
+        .unwrap();
+        let paths: &[(&str, Option<&str>)] = &[
+            (
+                "/login?next=https%3A%2F%2Fwww.example.cn%2Fabout",
+                Some("/login?next=https%3A%2F%2Fwww.example.com%2Fabout"),
+            ),
+            ("/go/www.example.cn/x", Some("/go/www.example.com/x")),
+            ("/search?q=a%40example.cn", None),
+            ("/plain?x=1", None),
+            (
+                "/img/cdn.example.cn/x.png",
+                Some("/img/examplecdn.net/x.png"),
+            ),
+            ("/img/cdn.example.cn.png", None),
+        ];
+        for (path, want) in paths {
+            assert_eq!(
+                s(request_path(&back, path.as_bytes())).as_deref(),
+                *want,
+                "{path}"
+            );
+        }
+        let referers: &[(&str, Option<&str>)] = &[
+            (
+                "https://www.example.cn/search?u=https%3A%2F%2Fexample.cn%2F",
+                Some("https://www.example.com/search?u=https%3A%2F%2Fexample.com%2F"),
+            ),
+            ("https://www.example.cn/", Some("https://www.example.com/")),
+            ("https://other.org/?u=https://example.cn/", None),
+            (
+                "https://cdn.example.cn:8443/a",
+                Some("https://examplecdn.net:8443/a"),
+            ),
+        ];
+        for (value, want) in referers {
+            assert_eq!(
+                s(request_referer(&h, &back, value.as_bytes())).as_deref(),
+                *want,
+                "{value}"
             );
         }
     }

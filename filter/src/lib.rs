@@ -15,6 +15,7 @@
 //! * [`domain`]: domain-name validation, label-boundary byte classes, host mapping.
 //! * [`rewrite`]: the streaming origin -> mirror body rewriter.
 //! * [`integrity`]: dropping `integrity` attributes of same-site scripts and stylesheets.
+//! * [`multipart`]: `multipart/form-data` request bodies, text parts rewritten, files untouched.
 //! * [`body`]: the body pipeline of one step (integrity, then domains).
 //! * [`stream`]: the streaming driver: per chunk, what Envoy is told to do with it.
 //! * [`decode`]: gzip, deflate, brotli and zstd decoding for origins that compress anyway.
@@ -31,6 +32,7 @@ pub mod decode;
 pub mod domain;
 pub mod headers;
 pub mod integrity;
+pub mod multipart;
 pub mod networks;
 pub mod policy;
 pub mod redirect;

@@ -31,9 +31,11 @@ use crate::config::Config;
 use crate::decode::Decoder;
 use crate::domain::HostMap;
 use crate::headers;
-use crate::policy::{self, BodyPlan, PassReason, ResponseFacts};
+use crate::policy::{
+    self, BodyPlan, PassReason, RequestBodyFacts, RequestBodyPlan, RequestPass, ResponseFacts,
+};
 use crate::redirect::{Decision, RedirectConfig, RequestFacts, Stay};
-use crate::stream::{BodyStream, Failure, Plan};
+use crate::stream::{BodyKind, BodyStream, Failure, Plan};
 use metrics::{Counter, Metrics, Tally};
 
 /// What a mirror request asks the origin for when `identity_encoding` is off: the codings the
@@ -49,7 +51,10 @@ proxy_wasm::main! {{
 struct Shared {
     config: Config,
     hosts: HostMap,
+    /// Origin -> mirror: response bodies and headers.
     body: BodyRewriter,
+    /// Mirror -> origin: request bodies, paths, referers.
+    requests: BodyRewriter,
     metrics: Rc<Metrics>,
 }
 
@@ -80,8 +85,10 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let body = match BodyRewriter::new(&config.domains, config.integrity) {
-            Ok(r) => r,
+        let pipelines = BodyRewriter::for_responses(&config)
+            .and_then(|body| Ok((body, BodyRewriter::for_requests(&config)?)));
+        let (body, requests) = match pipelines {
+            Ok(pipelines) => pipelines,
             Err(e) => {
                 log::error!("invalid configuration: domains: {e}");
                 return false;
@@ -119,9 +126,17 @@ impl RootContext for Root {
                 r.countries.join(",")
             );
         }
+        if config.request_bodies.hold_bytes > 0 {
+            log::info!(
+                "request bodies up to {} bytes are held whole (this needs \
+                 allow_on_headers_stop_iteration: true in the wasm filter's config)",
+                config.request_bodies.hold_bytes
+            );
+        }
         self.shared = Some(Rc::new(Shared {
             hosts: HostMap::new(&config.domains),
             body,
+            requests,
             config,
             metrics,
         }));
@@ -132,6 +147,7 @@ impl RootContext for Root {
         Some(Box::new(Stream {
             shared: self.shared.clone(),
             mirror: false,
+            request: RequestBody::Pass,
             body: Body::Pass,
             tally: Tally::default(),
         }))
@@ -150,11 +166,23 @@ enum Body {
     Rewrite(Box<BodyStream>),
 }
 
+/// The request body of one stream.
+enum RequestBody {
+    /// Not ours, or passed as the visitor sent it.
+    Pass,
+    /// Held whole by Envoy (the headers wait too), rewritten at its end, sent with its exact
+    /// new `Content-Length`.
+    Hold(Box<BodyStream>),
+    /// Streamed through the core's driver, without a `Content-Length`.
+    Stream(Box<BodyStream>),
+}
+
 struct Stream {
     /// `None` only if Envoy created a stream without a configuration; then everything passes.
     shared: Option<Rc<Shared>>,
     /// The request was for a mirror host.
     mirror: bool,
+    request: RequestBody,
     body: Body,
     tally: Tally,
 }
@@ -162,7 +190,7 @@ struct Stream {
 impl Context for Stream {}
 
 impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
@@ -192,10 +220,16 @@ impl HttpContext for Stream {
                 .map(|(_, v)| v.as_slice())
         };
         for (name, value) in &pairs {
-            if name == "origin" || name == "referer" {
-                if let Some(new) = headers::request_url(&shared.hosts, value) {
-                    self.set_header(map, name, &new);
+            let new = match name.as_str() {
+                "origin" => headers::request_url(&shared.hosts, value),
+                "referer" => {
+                    headers::request_referer(&shared.hosts, &shared.requests.rewriter, value)
                 }
+                ":path" => headers::request_path(&shared.requests.rewriter, value),
+                _ => None,
+            };
+            if let Some(new) = new {
+                self.set_header(map, name, &new);
             }
         }
         if first("range").is_some()
@@ -217,7 +251,66 @@ impl HttpContext for Stream {
         if hostcalls::set_map_value_bytes(map, "accept-encoding", Some(accept)).is_err() {
             self.tally.host_errors += 1;
         }
+        let facts = RequestBodyFacts {
+            headers_only: end_of_stream,
+            upgrade: first("upgrade").is_some() || first(":method") == Some(&b"CONNECT"[..]),
+            content_type: first("content-type"),
+            content_encoding: first("content-encoding"),
+            content_length: first("content-length"),
+        };
+        match policy::decide_request(&shared.config, &facts) {
+            RequestBodyPlan::Pass(RequestPass::Compressed) => shared
+                .metrics
+                .add(Counter::RequestBodiesPassedCompressed, 1),
+            RequestBodyPlan::Pass(RequestPass::Large) => {
+                shared.metrics.add(Counter::RequestBodiesPassedLarge, 1)
+            }
+            RequestBodyPlan::Pass(_) => {}
+            RequestBodyPlan::Hold(kind) => {
+                shared.metrics.add(Counter::RequestBodiesRewritten, 1);
+                self.request = RequestBody::Hold(Box::new(BodyStream::new(kind, None)));
+                // The headers wait for the body (allow_on_headers_stop_iteration makes this a
+                // plain StopIteration: the body callbacks still run).
+                return Action::Pause;
+            }
+            RequestBodyPlan::Stream(kind) => {
+                shared.metrics.add(Counter::RequestBodiesRewritten, 1);
+                if facts.content_length.is_some()
+                    && hostcalls::remove_map_value(map, "content-length").is_err()
+                {
+                    self.tally.host_errors += 1;
+                }
+                self.request = RequestBody::Stream(Box::new(BodyStream::new(kind, None)));
+            }
+        }
         Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        match &self.request {
+            RequestBody::Pass => Action::Continue,
+            // Envoy keeps every chunk (with the headers) until the end.
+            RequestBody::Hold(_) if !end_of_stream => Action::Pause,
+            RequestBody::Hold(_) => self.release_held_request(&shared, body_size),
+            RequestBody::Stream(_) => self.stream_request(&shared, body_size, end_of_stream),
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        match &mut self.request {
+            RequestBody::Hold(_) => self.release_held_request(&shared, usize::MAX),
+            RequestBody::Stream(stream) => match stream.on_trailers() {
+                Ok(()) => Action::Continue,
+                Err(failure) => self.fail_request(&shared, &failure, 0),
+            },
+            RequestBody::Pass => Action::Continue,
+        }
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
@@ -275,7 +368,7 @@ impl HttpContext for Stream {
                     .map(policy::media_type)
                     .is_some_and(|t| policy::is_html(&t));
                 let decoder = coding.map(|c| Decoder::new(c, shared.config.decode_limits));
-                self.body = Body::Rewrite(Box::new(BodyStream::new(html, decoder)));
+                self.body = Body::Rewrite(Box::new(BodyStream::new(BodyKind::text(html), decoder)));
             }
             BodyPlan::Pass(PassReason::Compressed) => {
                 shared.metrics.add(Counter::BodiesPassedCompressed, 1)
@@ -337,6 +430,12 @@ impl HttpContext for Stream {
             self.tally.body_bytes_out += stats.bytes_out;
             self.tally.body_matches += stats.matches;
             self.tally.integrity_removed += stats.integrity_removed;
+        }
+        if let RequestBody::Hold(stream) | RequestBody::Stream(stream) = &self.request {
+            let stats = stream.stats();
+            self.tally.request_body_bytes_in += stats.bytes_in;
+            self.tally.request_body_bytes_out += stats.bytes_out;
+            self.tally.request_body_matches += stats.matches;
         }
         self.tally.flush(&shared.metrics);
     }
@@ -453,6 +552,92 @@ impl Stream {
         } else {
             self.tally.host_errors += 1;
         }
+    }
+
+    /// The end of a held request body (or its trailers): rewrite the whole body Envoy kept,
+    /// give the headers its exact length, and let both go.
+    fn release_held_request(&mut self, shared: &Shared, body_size: usize) -> Action {
+        let RequestBody::Hold(stream) = &mut self.request else {
+            return Action::Continue;
+        };
+        let Ok(buffer) = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) else {
+            self.tally.host_errors += 1;
+            return self.fail_request_host(shared);
+        };
+        let buffer = buffer.unwrap_or_default();
+        let length = match stream.on_chunk(&shared.requests, &buffer, true) {
+            Plan::Keep => Ok(buffer.len()),
+            Plan::Replace(bytes) => {
+                hostcalls::set_buffer(BufferType::HttpRequestBody, 0, buffer.len(), bytes)
+                    .map(|()| bytes.len())
+                    .map_err(|_| None)
+            }
+            Plan::Fail(failure) => Err(Some(failure)),
+        };
+        match length {
+            Ok(length) => {
+                let value = length.to_string();
+                let map = MapType::HttpRequestHeaders;
+                if hostcalls::set_map_value_bytes(map, "content-length", Some(value.as_bytes()))
+                    .is_err()
+                {
+                    self.tally.host_errors += 1;
+                }
+                Action::Continue
+            }
+            Err(Some(failure)) => self.fail_request(shared, &failure, buffer.len()),
+            Err(None) => self.fail_request_host(shared),
+        }
+    }
+
+    /// A request body chunk through the driver, mirror -> origin.
+    fn stream_request(&mut self, shared: &Shared, body_size: usize, end_of_stream: bool) -> Action {
+        let RequestBody::Stream(stream) = &mut self.request else {
+            return Action::Continue;
+        };
+        let Ok(buffer) = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) else {
+            self.tally.host_errors += 1;
+            return self.fail_request_host(shared);
+        };
+        let buffer = buffer.unwrap_or_default();
+        let result = match stream.on_chunk(&shared.requests, &buffer, end_of_stream) {
+            Plan::Keep => Ok(()),
+            Plan::Replace(bytes) => {
+                hostcalls::set_buffer(BufferType::HttpRequestBody, 0, buffer.len(), bytes)
+                    .map_err(|_| None)
+            }
+            Plan::Fail(failure) => Err(Some(failure)),
+        };
+        match result {
+            Ok(()) => Action::Continue,
+            Err(Some(failure)) => self.fail_request(shared, &failure, buffer.len()),
+            Err(None) => self.fail_request_host(shared),
+        }
+    }
+
+    /// A request body that cannot reach the origin faithfully: reset the stream (the visitor
+    /// sees the error; the origin never gets a changed or shortened body).
+    fn fail_request(&mut self, shared: &Shared, failure: &Failure, chunk_len: usize) -> Action {
+        shared.metrics.add(Counter::RequestBodiesReset, 1);
+        log::warn!("request body reset: {failure}");
+        self.reset_request(chunk_len)
+    }
+
+    fn fail_request_host(&mut self, shared: &Shared) -> Action {
+        shared.metrics.add(Counter::RequestBodiesReset, 1);
+        log::warn!("a host call failed in a request body; the stream is reset");
+        self.reset_request(0)
+    }
+
+    fn reset_request(&mut self, chunk_len: usize) -> Action {
+        self.request = RequestBody::Pass;
+        if chunk_len > 0 {
+            let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, chunk_len, &[]);
+        }
+        if hostcalls::reset_http_request().is_err() {
+            self.tally.host_errors += 1;
+        }
+        Action::Pause
     }
 
     /// The body cannot be delivered faithfully: log why, count it, drop the chunk Envoy holds

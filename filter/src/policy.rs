@@ -7,9 +7,16 @@
 //! `Accept-Ranges` goes (byte ranges of the origin's body do not address the rewritten one),
 //! digests of the body go (`Content-Digest`, `Repr-Digest`, `Digest`, `Content-MD5`: the bytes
 //! change), `Content-Encoding` goes for a decoded body, and a strong `ETag` becomes weak.
+//!
+//! The request side is decided in the request-headers phase the same way
+//! ([`decide_request`]): whether a mirror request's body is rewritten mirror -> origin, and how
+//! its length reaches the origin: held whole and sent with its exact new `Content-Length`, or
+//! streamed without one, or passed as it is.
 
-use crate::config::Config;
+use crate::config::{Config, LargeRequests};
 use crate::decode::{Coding, ContentEncoding};
+use crate::multipart::Multipart;
+use crate::stream::BodyKind;
 
 /// What happens to a response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +106,84 @@ pub fn decide(config: &Config, facts: &ResponseFacts<'_>) -> Decision {
 /// Whether the media type is HTML (where same-site `integrity` attributes may be dropped).
 pub fn is_html(media_type: &str) -> bool {
     media_type == "text/html" || media_type == "application/xhtml+xml"
+}
+
+/// The request headers the request-body decision depends on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestBodyFacts<'a> {
+    /// The request has no body (Envoy ended the stream with the headers).
+    pub headers_only: bool,
+    /// An upgrade (WebSocket) or CONNECT: what follows is not a body.
+    pub upgrade: bool,
+    pub content_type: Option<&'a [u8]>,
+    pub content_encoding: Option<&'a [u8]>,
+    pub content_length: Option<&'a [u8]>,
+}
+
+/// What happens to a mirror request's body.
+#[derive(Debug, Clone)]
+pub enum RequestBodyPlan {
+    /// It reaches the origin as the visitor sent it.
+    Pass(RequestPass),
+    /// Held whole with the request's headers, rewritten, sent with its exact new
+    /// `Content-Length`.
+    Hold(BodyKind),
+    /// Rewritten as it streams, without a `Content-Length`.
+    Stream(BodyKind),
+}
+
+/// Why a mirror request's body is passed as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestPass {
+    /// No body, or an empty one.
+    NoBody,
+    /// An upgrade or a CONNECT tunnel.
+    Upgrade,
+    /// A type the configuration does not rewrite (or a multipart body without a boundary).
+    ContentType,
+    /// A `Content-Encoding`: compressed request bodies are never rewritten.
+    Compressed,
+    /// A `Content-Length` over `request_bodies.hold_bytes`, with `large: pass`.
+    Large,
+}
+
+/// Decides what to do with the body of a mirror request.
+pub fn decide_request(config: &Config, facts: &RequestBodyFacts<'_>) -> RequestBodyPlan {
+    use RequestBodyPlan::{Hold, Pass, Stream};
+    if facts.headers_only {
+        return Pass(RequestPass::NoBody);
+    }
+    if facts.upgrade {
+        return Pass(RequestPass::Upgrade);
+    }
+    let Some(content_type) = facts.content_type else {
+        return Pass(RequestPass::ContentType);
+    };
+    let media = media_type(content_type);
+    if !config.rewrites_request_type(&media) {
+        return Pass(RequestPass::ContentType);
+    }
+    if ContentEncoding::from_header(facts.content_encoding) != ContentEncoding::Identity {
+        return Pass(RequestPass::Compressed);
+    }
+    let kind = if media == "multipart/form-data" {
+        match Multipart::from_content_type(content_type) {
+            Some(multipart) => BodyKind::Multipart(multipart),
+            None => return Pass(RequestPass::ContentType),
+        }
+    } else {
+        BodyKind::Text
+    };
+    let length = facts
+        .content_length
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+    let bodies = &config.request_bodies;
+    match length {
+        Some(0) => Pass(RequestPass::NoBody),
+        Some(n) if n <= bodies.hold_bytes => Hold(kind),
+        Some(_) if bodies.large == LargeRequests::Pass => Pass(RequestPass::Large),
+        _ => Stream(kind),
+    }
 }
 
 /// `text/html; charset=utf-8` -> `text/html`.
@@ -208,6 +293,104 @@ mod tests {
                 (body, reframe, decode, weaken),
                 "{facts:?}"
             );
+        }
+    }
+
+    #[test]
+    fn request_body_decisions() {
+        let config = |extra: &str| {
+            Config::from_json(
+                format!(
+                    r#"{{"domains":[{{"origin":"example.com","mirror":"example.cn"}}]{extra}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let held = config(r#","request_bodies":{"hold_bytes":65536}"#);
+        let streamed = config(r#","request_bodies":{"hold_bytes":1024,"large":"stream"}"#);
+        let default = config("");
+        let form = Some(&b"application/x-www-form-urlencoded"[..]);
+        let multipart = Some(&b"multipart/form-data; boundary=xyz"[..]);
+        let facts = |content_type, length: Option<&'static [u8]>| RequestBodyFacts {
+            content_type,
+            content_length: length,
+            ..RequestBodyFacts::default()
+        };
+        let plan =
+            |config: &Config, facts: RequestBodyFacts<'_>| match decide_request(config, &facts) {
+                RequestBodyPlan::Pass(reason) => format!("pass {reason:?}"),
+                RequestBodyPlan::Hold(kind) => format!("hold {}", kind_name(&kind)),
+                RequestBodyPlan::Stream(kind) => format!("stream {}", kind_name(&kind)),
+            };
+        let cases: Vec<(&Config, RequestBodyFacts<'_>, &str)> = vec![
+            (&held, facts(form, Some(b"100")), "hold text"),
+            (&held, facts(form, Some(b"65536")), "hold text"),
+            (&held, facts(form, Some(b"65537")), "pass Large"),
+            (&held, facts(form, None), "stream text"),
+            (&held, facts(form, Some(b"0")), "pass NoBody"),
+            (&held, facts(multipart, Some(b"100")), "hold multipart"),
+            (
+                &held,
+                facts(Some(b"multipart/form-data"), Some(b"100")),
+                "pass ContentType",
+            ),
+            (
+                &held,
+                facts(Some(b"application/JSON"), Some(b"10")),
+                "hold text",
+            ),
+            (
+                &held,
+                facts(Some(b"application/vnd.x+json"), Some(b"10")),
+                "hold text",
+            ),
+            (
+                &held,
+                facts(Some(b"image/png"), Some(b"10")),
+                "pass ContentType",
+            ),
+            (&held, facts(None, Some(b"10")), "pass ContentType"),
+            (
+                &held,
+                RequestBodyFacts {
+                    content_encoding: Some(b"gzip"),
+                    ..facts(form, Some(b"10"))
+                },
+                "pass Compressed",
+            ),
+            (
+                &held,
+                RequestBodyFacts {
+                    upgrade: true,
+                    ..facts(form, Some(b"10"))
+                },
+                "pass Upgrade",
+            ),
+            (
+                &held,
+                RequestBodyFacts {
+                    headers_only: true,
+                    ..facts(form, None)
+                },
+                "pass NoBody",
+            ),
+            (&streamed, facts(form, Some(b"100000")), "stream text"),
+            (&streamed, facts(form, Some(b"1000")), "hold text"),
+            // By default nothing is held (it needs allow_on_headers_stop_iteration in Envoy).
+            (&default, facts(form, Some(b"100")), "pass Large"),
+            (&default, facts(form, None), "stream text"),
+        ];
+        for (config, facts, want) in cases {
+            assert_eq!(plan(config, facts), want, "{facts:?}");
+        }
+    }
+
+    fn kind_name(kind: &BodyKind) -> &'static str {
+        match kind {
+            BodyKind::Text => "text",
+            BodyKind::Html => "html",
+            BodyKind::Multipart(_) => "multipart",
         }
     }
 

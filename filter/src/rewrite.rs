@@ -1,7 +1,9 @@
 //! The rewrite engine: finds origin domains in bytes and replaces them with their mirrors.
 //!
-//! One [`Rewriter`] is built per configuration and shared by every request. It searches all
-//! origin domains at once (ASCII case-insensitive, leftmost-longest) and accepts a match only
+//! One [`Rewriter`] is built per configuration and direction and shared by every request:
+//! origin -> mirror for responses, mirror -> origin for requests ([`Direction`]), so that
+//! whatever a page shows comes back to the origin as the origin wrote it. It searches all the
+//! names it replaces at once (ASCII case-insensitive, leftmost-longest) and accepts a match only
 //! on label boundaries:
 //!
 //! * before it: not `[A-Za-z0-9-]` (so `myexample.com` stays), and not `.` unless the pair has
@@ -10,7 +12,15 @@
 //!   `https%3A%2F%2Fexample.com` is rewritten;
 //! * after it: not `[A-Za-z0-9_-]`, and not `.` followed by a label byte (so `example.community`,
 //!   `example.com-shop.org` and `example.com.au` stay, while `example.com.` ending a sentence
-//!   is rewritten).
+//!   is rewritten);
+//! * not the domain of an e-mail address, unless [`EmailPolicy::Rewrite`]: the byte before it is
+//!   `@` (or `%40`) right after a local-part character, and what precedes that local part is not
+//!   `//` (or `%2F%2F`), which would make it the user-info of a URL (`https://user@example.com/`
+//!   is a URL and is rewritten; `help@example.com` and `mailto:help@example.com` are not).
+//!
+//! The replacement takes the case shape of what it replaces: all lowercase, ALL UPPERCASE, or
+//! Capitalised; anything else becomes lowercase. So `EXAMPLE.COM` becomes `EXAMPLE.CN` and back,
+//! and a value that goes through a page and back keeps its exact bytes.
 //!
 //! Candidates are found by scanning for dots (most origin domains have one) and comparing the
 //! domains anchored at each, or with an Aho-Corasick automaton when an origin is a single label;
@@ -25,27 +35,44 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
-use crate::config::DomainPair;
-use crate::domain::{is_label_byte, is_word_byte};
+use crate::domain::{is_label_byte, is_word_byte, Direction, DomainPair};
 
-/// Bytes of context before a chunk that the boundary check needs (`%2F`).
-pub const CONTEXT: usize = 3;
+/// The longest user-info or e-mail local part looked at before an `@` (its bytes, percent
+/// escapes included): past that, the address is taken as an e-mail address.
+const MAX_LOCAL: usize = 128;
 
-/// The replacement of one origin domain.
+/// Bytes of context before a chunk that the boundary checks need: `%2F` before a name, and for
+/// the e-mail rule `%2F%2F`, a local part and `%40`.
+pub const CONTEXT: usize = MAX_LOCAL + 12;
+
+/// Whether the domains of e-mail addresses are rewritten.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EmailPolicy {
+    /// `help@example.com` stays in both directions: an address is data (the mirror domain
+    /// rarely receives mail), and it must come back to the origin as it was.
+    #[default]
+    Keep,
+    /// E-mail addresses are rewritten like any other name.
+    Rewrite,
+}
+
+/// The replacement of one name.
 #[derive(Debug, Clone)]
 struct Rule {
-    /// Lowercase origin domain, as searched.
+    /// Lowercase name, as searched.
     origin: Box<[u8]>,
+    /// Lowercase replacement.
     mirror: Box<[u8]>,
     subdomains: bool,
 }
 
-/// The compiled origin -> mirror rewriter. Immutable and cheap to share.
+/// The compiled rewriter of one direction. Immutable and cheap to share.
 #[derive(Debug, Clone)]
 pub struct Rewriter {
     finder: Finder,
     rules: Vec<Rule>,
     longest: usize,
+    emails: EmailPolicy,
 }
 
 /// Finds the leftmost candidate (the longest domain at the leftmost position), before any
@@ -126,10 +153,19 @@ pub struct Progress {
 }
 
 /// The raw bytes just before a chunk, for the boundary check across chunks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
     bytes: [u8; CONTEXT],
     len: u8,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            bytes: [0; CONTEXT],
+            len: 0,
+        }
+    }
 }
 
 impl Context {
@@ -163,14 +199,31 @@ enum After {
 }
 
 impl Rewriter {
-    /// Compiles the rewriter for these pairs (validated by [`crate::config`]).
+    /// Compiles the origin -> mirror rewriter for these pairs (validated by
+    /// [`crate::config`]), keeping e-mail addresses.
     pub fn new(pairs: &[DomainPair]) -> Result<Rewriter, aho_corasick::BuildError> {
+        Self::build(pairs, Direction::OriginToMirror, EmailPolicy::Keep)
+    }
+
+    /// Compiles the rewriter of one direction: origin names become mirror names
+    /// ([`Direction::OriginToMirror`], responses) or the reverse (requests).
+    pub fn build(
+        pairs: &[DomainPair],
+        direction: Direction,
+        emails: EmailPolicy,
+    ) -> Result<Rewriter, aho_corasick::BuildError> {
         let rules: Vec<Rule> = pairs
             .iter()
-            .map(|p| Rule {
-                origin: p.origin.to_ascii_lowercase().into_bytes().into(),
-                mirror: p.mirror.as_bytes().into(),
-                subdomains: p.subdomains,
+            .map(|p| {
+                let (from, to) = match direction {
+                    Direction::OriginToMirror => (&p.origin, &p.mirror),
+                    Direction::MirrorToOrigin => (&p.mirror, &p.origin),
+                };
+                Rule {
+                    origin: from.to_ascii_lowercase().into_bytes().into(),
+                    mirror: to.to_ascii_lowercase().into_bytes().into(),
+                    subdomains: p.subdomains,
+                }
             })
             .collect();
         let finder = Finder::new(&rules)?;
@@ -179,6 +232,7 @@ impl Rewriter {
             finder,
             rules,
             longest,
+            emails,
         })
     }
 
@@ -231,7 +285,7 @@ impl Rewriter {
                 out.reserve(input.len() + 64);
             }
             out.extend_from_slice(&input[copied..start]);
-            out.extend_from_slice(&rule.mirror);
+            push_shaped(out, &input[start..end], &rule.mirror);
             copied = end;
             search_from = end;
             matches += 1;
@@ -263,7 +317,8 @@ impl Rewriter {
         input.len()
     }
 
-    /// The byte before `start` (from `input`, else from `context`) allows a match there.
+    /// The byte before `start` (from `input`, else from `context`) allows a match there, and
+    /// (with [`EmailPolicy::Keep`]) the match is not an e-mail address's domain.
     fn starts_on_boundary(
         &self,
         context: Context,
@@ -271,29 +326,106 @@ impl Rewriter {
         start: usize,
         subdomains: bool,
     ) -> bool {
-        let byte_before = |back: usize| -> Option<u8> {
-            if back <= start {
-                Some(input[start - back])
-            } else {
-                let ctx = context.as_slice();
-                let over = back - start;
-                (over <= ctx.len()).then(|| ctx[ctx.len() - over])
-            }
+        let before = Before {
+            context,
+            input,
+            start,
         };
-        match byte_before(1) {
+        let byte = before.at(1);
+        let on_boundary = match byte {
             None => true,
             Some(b'.') => subdomains,
             Some(b) if is_label_byte(b) => {
-                // A percent-escaped separator ends in a hex digit: %2F, %3A, %40.
-                let escape = [byte_before(3), byte_before(2), Some(b)];
-                matches!(
-                    escape,
-                    [Some(b'%'), Some(b'2'), Some(b'F' | b'f')]
-                        | [Some(b'%'), Some(b'3'), Some(b'A' | b'a')]
-                        | [Some(b'%'), Some(b'4'), Some(b'0')]
-                )
+                before.escape(1, b"%2F") || before.escape(1, b"%3A") || before.escape(1, b"%40")
             }
             Some(_) => true,
+        };
+        on_boundary && !(self.emails == EmailPolicy::Keep && before.is_email_domain())
+    }
+}
+
+/// The bytes before a position: from `input`, else from the context before it.
+struct Before<'a> {
+    context: Context,
+    input: &'a [u8],
+    start: usize,
+}
+
+impl Before<'_> {
+    /// The byte `back` bytes before the position (1 = the one right before).
+    fn at(&self, back: usize) -> Option<u8> {
+        if back <= self.start {
+            Some(self.input[self.start - back])
+        } else {
+            let ctx = self.context.as_slice();
+            let over = back - self.start;
+            (over <= ctx.len()).then(|| ctx[ctx.len() - over])
+        }
+    }
+
+    /// Whether the bytes ending `back - 1` bytes before the position are `pattern` (ASCII
+    /// case-insensitive): `escape(1, b"%2F")` is a `%2F` right before it.
+    fn escape(&self, back: usize, pattern: &[u8]) -> bool {
+        pattern
+            .iter()
+            .rev()
+            .enumerate()
+            .all(|(i, p)| self.at(back + i).is_some_and(|b| b.eq_ignore_ascii_case(p)))
+    }
+
+    /// The name at the position is an e-mail address's domain: `@` or `%40` before it, a
+    /// local-part character before that, and no `//` (or `%2F%2F`) right before the run of
+    /// user-info characters that ends there (that would make it a URL's user-info).
+    fn is_email_domain(&self) -> bool {
+        let at_len = if self.at(1) == Some(b'@') {
+            1
+        } else if self.escape(1, b"%40") {
+            3
+        } else {
+            return false;
+        };
+        if !self.at(at_len + 1).is_some_and(is_local_byte) {
+            return false;
+        }
+        let mut back = at_len + 1;
+        while back <= at_len + MAX_LOCAL {
+            if self.escape(back, b"//") || self.escape(back, b"%2F%2F") {
+                return false;
+            }
+            match self.at(back) {
+                Some(b) if is_userinfo_byte(b) => back += 1,
+                _ => return true,
+            }
+        }
+        true
+    }
+}
+
+/// A byte of an unquoted e-mail local part (RFC 5322 `atext` and `.`).
+fn is_local_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b)
+}
+
+/// A byte of a URL's user-info (RFC 3986: unreserved, percent-escapes, sub-delims, `:`).
+fn is_userinfo_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b)
+}
+
+/// Appends `replacement` (lowercase) in the case shape of `matched`: lowercase, UPPERCASE or
+/// Capitalised; any other shape gives lowercase.
+fn push_shaped(out: &mut Vec<u8>, matched: &[u8], replacement: &[u8]) {
+    let upper = matched.iter().filter(|b| b.is_ascii_uppercase()).count();
+    let lower = matched.iter().filter(|b| b.is_ascii_lowercase()).count();
+    let start = out.len();
+    out.extend_from_slice(replacement);
+    if upper == 0 {
+        return;
+    }
+    if lower == 0 {
+        out[start..].make_ascii_uppercase();
+    } else if upper == 1 && matched[0].is_ascii_uppercase() {
+        if let Some(first) = out.get_mut(start) {
+            first.make_ascii_uppercase();
         }
     }
 }

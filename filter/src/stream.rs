@@ -26,7 +26,31 @@
 
 use crate::body::BodyRewriter;
 use crate::decode::{DecodeError, Decoder};
+use crate::multipart::{Multipart, MultipartState};
 use crate::rewrite::Context;
+
+/// What kind of body a stream carries, which decides its pipeline.
+#[derive(Debug, Clone)]
+pub enum BodyKind {
+    /// Text: the domain rewriter.
+    Text,
+    /// An HTML document: same-site `integrity` attributes dropped (when configured), then the
+    /// domain rewriter.
+    Html,
+    /// A `multipart/form-data` request: the rewriter on text parts only.
+    Multipart(Multipart),
+}
+
+impl BodyKind {
+    /// [`BodyKind::Html`] for an HTML document, else [`BodyKind::Text`].
+    pub fn text(html: bool) -> BodyKind {
+        if html {
+            BodyKind::Html
+        } else {
+            BodyKind::Text
+        }
+    }
+}
 
 /// What to do with the chunk Envoy handed over.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,7 +93,8 @@ pub struct BodyStats {
 /// The state of one rewritten body between two callbacks.
 #[derive(Debug)]
 pub struct BodyStream {
-    html: bool,
+    kind: BodyKind,
+    multipart: MultipartState,
     decoder: Option<Decoder>,
     /// The raw bytes before the first undecided byte (for the boundary check).
     context: Context,
@@ -85,11 +110,11 @@ pub struct BodyStream {
 }
 
 impl BodyStream {
-    /// A body of an HTML document or not (integrity attributes are only dropped in HTML),
-    /// encoded or not.
-    pub fn new(html: bool, decoder: Option<Decoder>) -> BodyStream {
+    /// A body of this kind, encoded (then `decoder` decodes it first) or not.
+    pub fn new(kind: BodyKind, decoder: Option<Decoder>) -> BodyStream {
         BodyStream {
-            html,
+            kind,
+            multipart: MultipartState::default(),
             decoder,
             context: Context::default(),
             carry: Vec::new(),
@@ -104,6 +129,14 @@ impl BodyStream {
     /// Bytes carried to the next chunk.
     pub fn held(&self) -> usize {
         self.carry.len()
+    }
+
+    /// The most bytes this stream carries from one chunk to the next.
+    pub fn max_held(&self, pipeline: &BodyRewriter) -> usize {
+        match &self.kind {
+            BodyKind::Multipart(m) => m.max_held(&pipeline.rewriter),
+            _ => pipeline.max_held(),
+        }
     }
 
     pub fn stats(&self) -> BodyStats {
@@ -125,7 +158,8 @@ impl BodyStream {
             return Plan::Replace(&[]);
         }
         let BodyStream {
-            html,
+            kind,
+            multipart,
             decoder,
             context,
             carry,
@@ -162,7 +196,13 @@ impl BodyStream {
             }
         };
         out.clear();
-        let step = pipeline.step(*context, input, end_of_stream, *html, out);
+        let step = match kind {
+            BodyKind::Text => pipeline.step(*context, input, end_of_stream, false, out),
+            BodyKind::Html => pipeline.step(*context, input, end_of_stream, true, out),
+            BodyKind::Multipart(m) => {
+                m.step(&pipeline.rewriter, multipart, input, end_of_stream, out)
+            }
+        };
         let (decided, tail) = input.split_at(step.consumed);
         let released: &[u8] = if step.changed { out } else { decided };
         stats.bytes_in += decided.len() as u64;

@@ -3,7 +3,7 @@
 //! simulated (chunks handed over, plans carried out, the body ended with or without trailers).
 //! Not part of the filter's behaviour.
 
-use crate::config::DomainPair;
+use crate::domain::DomainPair;
 
 /// `example.com -> example.cn` and `examplecdn.net -> cdn.example.cn`, both with subdomains.
 #[doc(hidden)]
@@ -73,10 +73,10 @@ pub fn deliver(
             }
         }
         assert!(
-            stream.held() <= pipeline.max_held(),
+            stream.held() <= stream.max_held(pipeline),
             "carried {} bytes, more than the bound {}",
             stream.held(),
-            pipeline.max_held()
+            stream.max_held(pipeline)
         );
     }
     if failure.is_none() && ending == Ending::Trailers {

@@ -261,7 +261,9 @@ const PAGE_PIECES: &[(&str, &str)] = &[
         "<a href=\"https://www.example.cn/a?b=c\">",
     ),
     ("//static.example.com/x.png", "//static.example.cn/x.png"),
-    ("HTTPS://WWW.EXAMPLE.COM/", "HTTPS://WWW.example.cn/"),
+    ("HTTPS://WWW.EXAMPLE.COM/", "HTTPS://WWW.EXAMPLE.CN/"),
+    ("Example.com", "Example.cn"),
+    ("write to help@example.com", "write to help@example.com"),
     (
         "{\"u\":\"https:\\/\\/example.com\\/p\"}",
         "{\"u\":\"https:\\/\\/example.cn\\/p\"}",

@@ -11,6 +11,8 @@
 //! - [`envoy`]: [`EnvoyConfig`] (a shipped config, `envoy/ferry.yaml` or a node config, patched
 //!   for a test), [`Envoy`] (the process: start, readiness, admin, stats, logs, validate, stop)
 //!   and [`envoy::node`] (the files the node configs name, and local stand-ins for them).
+//! - [`form`]: form bodies (`application/x-www-form-urlencoded`) encoded and decoded as
+//!   browsers do.
 //! - [`gunicorn`]: [`gunicorn::Gunicorn`], a real application server (gunicorn, gthread, TLS)
 //!   serving `tests/data/wsgi_site.py`, for tests that need an origin nobody here wrote.
 //! - [`origin`]: [`Origin`], the test origin server (HTTP/1.1 and h2c, or HTTPS) that records
@@ -51,6 +53,7 @@ pub mod browser;
 pub mod chain;
 pub mod client;
 pub mod envoy;
+pub mod form;
 pub mod gunicorn;
 pub mod headers;
 pub mod mmdb;

@@ -129,6 +129,15 @@ impl Site {
         ]
     }
 
+    /// Everything on the site that names the origin domain and must reach a mirror visitor
+    /// unchanged: the decoys, and the e-mail addresses (Ferry keeps their domain by default).
+    pub fn kept(&self) -> Vec<String> {
+        let origin = &self.main.origin;
+        let mut kept = self.decoys();
+        kept.extend(["hello", "press", "help"].map(|name| format!("{name}@{origin}")));
+        kept
+    }
+
     /// Start a test origin serving this site.
     pub fn start(&self) -> Origin {
         let origin = Origin::start();

@@ -18,9 +18,10 @@ fn ferry(origin: &Origin) -> Envoy {
 /// (origin text, what the visitor must get)
 const BOUNDARIES: &[(&str, &str)] = &[
     ("https://example.com/", "https://example.cn/"),
-    ("https://WWW.EXAMPLE.COM/x", "https://WWW.example.cn/x"),
+    ("https://WWW.EXAMPLE.COM/x", "https://WWW.EXAMPLE.CN/x"),
     ("//img.examplecdn.net/a.png", "//img.cdn.example.cn/a.png"),
-    ("mail info@example.com.", "mail info@example.cn."),
+    ("mail info@example.com.", "mail info@example.com."),
+    ("https://info@example.com/", "https://info@example.cn/"),
     ("example.community", "example.community"),
     ("myexample.com", "myexample.com"),
     ("example.com-shop.org", "example.com-shop.org"),

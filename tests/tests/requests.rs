@@ -25,7 +25,7 @@ fn a_mirror_request_reaches_the_origin_as_the_origin_host() {
         ("img.cdn.example.cn", "img.examplecdn.net"),
     ];
     for (sent, seen) in cases {
-        let request = Request::get(sent, "/path?q=example.cn")
+        let request = Request::get(sent, "/path?q=example.cn&mail=a%40example.cn")
             .header("origin", &format!("https://{sent}"))
             .header(
                 "referer",
@@ -37,8 +37,8 @@ fn a_mirror_request_reaches_the_origin_as_the_origin_host() {
         let got = origin.last_request().expect("the origin saw the request");
         assert_eq!(got.host(), Some(seen), "Host for {sent}");
         assert_eq!(
-            got.path, "/path?q=example.cn",
-            "the path is the visitor's data"
+            got.path, "/path?q=example.com&mail=a%40example.cn",
+            "mirror names in the path come back as the origin's, e-mail addresses stay"
         );
         assert_eq!(
             got.header("origin"),
@@ -47,8 +47,8 @@ fn a_mirror_request_reaches_the_origin_as_the_origin_host() {
         );
         assert_eq!(
             got.header("referer"),
-            Some("https://www.example.com/from?next=https%3A%2F%2Fexample.cn%2F"),
-            "only the Referer's host changes"
+            Some("https://www.example.com/from?next=https%3A%2F%2Fexample.com%2F"),
+            "the Referer is the mirror page's URL as the origin wrote it"
         );
         assert_eq!(got.header("accept-encoding"), Some("identity"));
     }

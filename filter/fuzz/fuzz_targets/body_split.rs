@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let pipeline = BodyRewriter::new(&config.domains, config.integrity).expect("valid patterns");
     let once = deliver(
         &pipeline,
-        BodyStream::new(true, None),
+        BodyStream::new(BodyKind::Html, None),
         &[body],
         Ending::LastChunk,
     );
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let chunks = ferry_filter::testing::cut(body, cuts, 29);
     let got = deliver(
         &pipeline,
-        BodyStream::new(true, None),
+        BodyStream::new(BodyKind::Html, None),
         &chunks,
         Ending::LastChunk,
     );

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let chunks = ferry_filter::testing::cut(body, cuts, 13);
     let got = deliver(
         &pipeline,
-        BodyStream::new(false, None),
+        BodyStream::new(BodyKind::Text, None),
         &chunks,
         Ending::LastChunk,
     );

@@ -4,7 +4,7 @@
 use super::*;
 use crate::body::BodyRewriter;
 use crate::config::Config;
-use crate::stream::BodyStream;
+use crate::stream::{BodyKind, BodyStream};
 use crate::testing::{deliver, Ending};
 
 fn config(extra: &str) -> Config {
@@ -192,7 +192,12 @@ fn pipeline(extra: &str) -> BodyRewriter {
 
 /// The HTML (or not) pipeline over `chunks`: (output, integrity attributes removed, matches).
 fn run(p: &BodyRewriter, html: bool, chunks: &[&[u8]]) -> (String, u64, u64) {
-    let got = deliver(p, BodyStream::new(html, None), chunks, Ending::LastChunk);
+    let got = deliver(
+        p,
+        BodyStream::new(BodyKind::text(html), None),
+        chunks,
+        Ending::LastChunk,
+    );
     assert_eq!(got.failure, None);
     let out = String::from_utf8(got.body).unwrap();
     (out, got.stats.integrity_removed, got.stats.matches)

@@ -42,6 +42,20 @@ pub enum Counter {
     BodiesResetHostError,
     /// Mirror requests whose `Range` was dropped so that the whole rewritten body is sent.
     RangesDropped,
+    /// Mirror request bodies rewritten mirror -> origin (held or streamed).
+    RequestBodiesRewritten,
+    /// Mirror request bodies passed as sent because of their `Content-Encoding`.
+    RequestBodiesPassedCompressed,
+    /// Mirror request bodies passed as sent because their length is over `hold_bytes`.
+    RequestBodiesPassedLarge,
+    /// Mirror requests reset because their body could not reach the origin faithfully.
+    RequestBodiesReset,
+    /// Request body bytes into the rewriter.
+    RequestBodyBytesIn,
+    /// Request body bytes out of it.
+    RequestBodyBytesOut,
+    /// Names replaced in request bodies.
+    RequestBodyMatches,
     /// Host calls that failed; the response went on unmodified from that point.
     HostErrors,
     /// `integrity` attributes dropped from same-site scripts and stylesheets in HTML.
@@ -52,7 +66,7 @@ pub enum Counter {
     RedirectOptOuts,
 }
 
-const ALL: [(Counter, &str); 19] = [
+const ALL: [(Counter, &str); 26] = [
     (Counter::RequestsMirror, "ferry.requests_mirror"),
     (Counter::RequestsOther, "ferry.requests_other"),
     (Counter::BodiesRewritten, "ferry.bodies_rewritten"),
@@ -83,6 +97,22 @@ const ALL: [(Counter, &str); 19] = [
         "ferry.bodies_reset_host_error",
     ),
     (Counter::RangesDropped, "ferry.ranges_dropped"),
+    (
+        Counter::RequestBodiesRewritten,
+        "ferry.request_bodies_rewritten",
+    ),
+    (
+        Counter::RequestBodiesPassedCompressed,
+        "ferry.request_bodies_passed_compressed",
+    ),
+    (
+        Counter::RequestBodiesPassedLarge,
+        "ferry.request_bodies_passed_large",
+    ),
+    (Counter::RequestBodiesReset, "ferry.request_bodies_reset"),
+    (Counter::RequestBodyBytesIn, "ferry.request_body_bytes_in"),
+    (Counter::RequestBodyBytesOut, "ferry.request_body_bytes_out"),
+    (Counter::RequestBodyMatches, "ferry.request_body_matches"),
     (Counter::HostErrors, "ferry.host_errors"),
     (Counter::IntegrityRemoved, "ferry.integrity_removed"),
     (Counter::Redirects, "ferry.redirects"),
@@ -139,6 +169,9 @@ pub struct Tally {
     pub headers_rewritten: u64,
     pub host_errors: u64,
     pub integrity_removed: u64,
+    pub request_body_bytes_in: u64,
+    pub request_body_bytes_out: u64,
+    pub request_body_matches: u64,
 }
 
 impl Tally {
@@ -150,5 +183,8 @@ impl Tally {
         metrics.add(Counter::HeadersRewritten, t.headers_rewritten);
         metrics.add(Counter::HostErrors, t.host_errors);
         metrics.add(Counter::IntegrityRemoved, t.integrity_removed);
+        metrics.add(Counter::RequestBodyBytesIn, t.request_body_bytes_in);
+        metrics.add(Counter::RequestBodyBytesOut, t.request_body_bytes_out);
+        metrics.add(Counter::RequestBodyMatches, t.request_body_matches);
     }
 }

@@ -4,7 +4,8 @@
 use super::*;
 use crate::body::BodyRewriter;
 use crate::config::IntegrityPolicy;
-use crate::stream::BodyStream;
+use crate::domain::Direction;
+use crate::stream::{BodyKind, BodyStream};
 use crate::testing::{deliver, Ending, Rng};
 
 fn pairs() -> Vec<DomainPair> {
@@ -31,7 +32,7 @@ fn pipeline() -> BodyRewriter {
 }
 
 fn streamed(p: &BodyRewriter, chunks: &[&[u8]]) -> Vec<u8> {
-    let stream = BodyStream::new(false, None);
+    let stream = BodyStream::new(BodyKind::Text, None);
     let got = deliver(p, stream, chunks, Ending::LastChunk);
     assert_eq!(got.failure, None);
     got.body
@@ -42,16 +43,41 @@ const CASES: &[(&str, &str)] = &[
     ("", ""),
     ("example.com", "example.cn"),
     ("https://example.com/", "https://example.cn/"),
+    // The replacement takes the case shape of what it replaces (mixed shapes: lowercase).
     ("https://EXAMPLE.Com/x", "https://example.cn/x"),
+    ("HTTPS://WWW.EXAMPLE.COM/", "HTTPS://WWW.EXAMPLE.CN/"),
+    ("Example.com is our shop", "Example.cn is our shop"),
     (
         "<a href=\"https://www.example.com/a?b=c\">",
         "<a href=\"https://www.example.cn/a?b=c\">",
     ),
     ("//img.examplecdn.net/i.png", "//img.cdn.example.cn/i.png"),
+    // E-mail addresses are data: their domain stays. A URL's user-info is not an address.
     (
         "mail me at info@example.com.",
-        "mail me at info@example.cn.",
+        "mail me at info@example.com.",
     ),
+    ("mailto:help@example.com", "mailto:help@example.com"),
+    (
+        "email=admin%40example.com&x=1",
+        "email=admin%40example.com&x=1",
+    ),
+    ("a/b@example.com", "a/b@example.com"),
+    ("https://user@example.com/", "https://user@example.cn/"),
+    (
+        "https://user:pw@www.example.com/",
+        "https://user:pw@www.example.cn/",
+    ),
+    (
+        "https%3A%2F%2Fuser%40example.com%2F",
+        "https%3A%2F%2Fuser%40example.cn%2F",
+    ),
+    (
+        "https://x.org/?u=a@example.com",
+        "https://x.org/?u=a@example.com",
+    ),
+    ("@example.com", "@example.cn"),
+    (" @example.com", " @example.cn"),
     ("example.com.", "example.cn."),
     ("example.com. Next", "example.cn. Next"),
     ("example.com:8443/x", "example.cn:8443/x"),
@@ -87,7 +113,8 @@ const CASES: &[(&str, &str)] = &[
         "https%3a%2f%2fwww.example.com",
         "https%3a%2f%2fwww.example.cn",
     ),
-    ("u%40example.com", "u%40example.cn"),
+    ("u%40example.com", "u%40example.com"),
+    ("%40example.com", "%40example.cn"),
     ("%3Aexample.com", "%3Aexample.cn"),
     ("%2Gexample.com", "%2Gexample.com"),
     ("2Fexample.com", "2Fexample.com"),
@@ -187,9 +214,11 @@ fn hold_back_is_minimal() {
 fn context_carries_the_escape_across_chunks() {
     let rw = rewriter();
     let ctx = Context::default().advance(b"https%3A%2");
-    assert_eq!(ctx.as_slice(), b"A%2");
+    assert_eq!(ctx.as_slice(), b"https%3A%2");
     let ctx = ctx.advance(b"F");
-    assert_eq!(ctx.as_slice(), b"%2F");
+    assert_eq!(ctx.as_slice(), b"https%3A%2F");
+    let long = vec![b'x'; 2 * CONTEXT];
+    assert_eq!(Context::default().advance(&long).as_slice().len(), CONTEXT);
     let mut out = Vec::new();
     let p = rw.rewrite_chunk(ctx, b"example.com/", true, &mut out);
     assert_eq!(p.matches, 1);
@@ -205,7 +234,7 @@ fn eight_mebibytes_stream_with_bounded_hold() {
     let chunks: Vec<&[u8]> = body.chunks(16 * 1024 + 7).collect();
     let got = deliver(
         &pipeline(),
-        BodyStream::new(false, None),
+        BodyStream::new(BodyKind::Text, None),
         &chunks,
         Ending::LastChunk,
     );
@@ -250,14 +279,64 @@ fn reference(pairs: &[DomainPair], input: &[u8]) -> Vec<u8> {
                 Some(b'.') => !input.get(end + 1).is_some_and(|&b| label(b)),
                 Some(_) => true,
             };
-            if before_ok && after_ok {
-                out.extend_from_slice(p.mirror.as_bytes());
+            if before_ok && after_ok && !reference_is_email(input, i) {
+                out.extend_from_slice(&reference_shape(&input[i..end], p.mirror.as_bytes()));
                 i = end;
                 continue 'outer;
             }
         }
         out.push(input[i]);
         i += 1;
+    }
+    out
+}
+
+/// The e-mail rule, spelled out: `@` or `%40` before `at`, a local-part character before
+/// that, and the run of user-info characters ending there not preceded by `//` or `%2F%2F`.
+fn reference_is_email(input: &[u8], at: usize) -> bool {
+    let head = &input[..at];
+    let sign = if head.ends_with(b"@") {
+        1
+    } else if head.len() >= 3 && head[head.len() - 3..].eq_ignore_ascii_case(b"%40") {
+        3
+    } else {
+        return false;
+    };
+    let local = &head[..head.len() - sign];
+    let local_byte = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
+    let userinfo_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b);
+    if !local.last().is_some_and(|&b| local_byte(b)) {
+        return false;
+    }
+    let mut end = local.len();
+    loop {
+        let so_far = &local[..end];
+        let url = so_far.ends_with(b"//")
+            || (so_far.len() >= 6 && so_far[so_far.len() - 6..].eq_ignore_ascii_case(b"%2F%2F"));
+        if url {
+            return false;
+        }
+        if local.len() - end >= 128 {
+            return true;
+        }
+        match so_far.last() {
+            Some(&b) if userinfo_byte(b) => end -= 1,
+            _ => return true,
+        }
+    }
+}
+
+/// The case shape rule, spelled out.
+fn reference_shape(matched: &[u8], replacement: &[u8]) -> Vec<u8> {
+    let has_upper = matched.iter().any(u8::is_ascii_uppercase);
+    let has_lower = matched.iter().any(u8::is_ascii_lowercase);
+    let capitalised =
+        matched[0].is_ascii_uppercase() && matched[1..].iter().all(|b| !b.is_ascii_uppercase());
+    let mut out = replacement.to_vec();
+    if has_upper && !has_lower {
+        out.make_ascii_uppercase();
+    } else if capitalised {
+        out[0].make_ascii_uppercase();
     }
     out
 }
@@ -279,6 +358,11 @@ fn random_input(rng: &mut Rng) -> Vec<u8> {
         b"%2F",
         b"%3a",
         b"%40",
+        b"@",
+        b"user",
+        b"//",
+        b"%2F%2F",
+        b"Example.com",
         b"%2",
         b"www",
         b"a",
@@ -359,4 +443,69 @@ fn both_finders_agree_on_the_table() {
         b"http://intranet.example.cn/x"
     );
     assert_eq!(whole(&dots, b"http://intranet/x"), b"http://intranet/x");
+}
+
+/// The round-trip rule: what the response rewriter turns into mirror names, the request
+/// rewriter turns back, byte for byte, for text that names no mirror host itself (the
+/// mirror's names are then ambiguous) and writes names in one of the case shapes kept.
+#[test]
+fn what_the_mirror_shows_comes_back_as_the_origin_wrote_it() {
+    let pairs = vec![
+        DomainPair {
+            origin: "example.com".into(),
+            mirror: "example.cn".into(),
+            subdomains: true,
+        },
+        DomainPair {
+            origin: "static.test".into(),
+            mirror: "s.example.org".into(),
+            subdomains: false,
+        },
+    ];
+    let out = Rewriter::build(&pairs, Direction::OriginToMirror, EmailPolicy::Keep).unwrap();
+    let back = Rewriter::build(&pairs, Direction::MirrorToOrigin, EmailPolicy::Keep).unwrap();
+    const PIECES: &[&[u8]] = &[
+        b"example.com",
+        b"EXAMPLE.COM",
+        b"Example.com",
+        b"www.",
+        b"static.test",
+        b"https://",
+        b"user@",
+        b"%40",
+        b"%2F",
+        b"%3A",
+        b"\\/",
+        b"@",
+        b".",
+        b"-",
+        b"/",
+        b"com",
+        b"x",
+        b" ",
+        b"example",
+        b"example.co",
+        b"\xff",
+        b"=",
+        b"&",
+        b"mailto:",
+    ];
+    let mut rng = Rng(7);
+    for _ in 0..20_000 {
+        let mut input = Vec::new();
+        for _ in 0..rng.below(14) {
+            input.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+        }
+        let shown = whole(&out, &input);
+        let returned = whole(&back, &shown);
+        assert_eq!(
+            String::from_utf8_lossy(&returned),
+            String::from_utf8_lossy(&input),
+            "shown as {:?}",
+            String::from_utf8_lossy(&shown)
+        );
+    }
+    // A mirror name the origin wrote itself cannot be told apart from one the filter made.
+    let shown = whole(&out, b"our mirror is example.cn");
+    assert_eq!(whole(&back, &shown), b"our mirror is example.com");
 }

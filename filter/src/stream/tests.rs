@@ -17,7 +17,7 @@ fn pipeline() -> BodyRewriter {
 
 fn stream(html: bool, coding: Option<Coding>) -> BodyStream {
     BodyStream::new(
-        html,
+        BodyKind::text(html),
         coding.map(|c| Decoder::new(c, DecodeLimits::default())),
     )
 }

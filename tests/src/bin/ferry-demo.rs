@@ -424,7 +424,7 @@ impl CurlLine {
             Expect::Rewritten if status == 200 => {
                 let site = chain.site();
                 let page = site
-                    .decoys()
+                    .kept()
                     .iter()
                     .fold(response.text(), |page, decoy| page.replace(decoy, ""));
                 let left = page.matches(site.main.origin.as_str()).count();
