@@ -1,12 +1,13 @@
-//! A real Python application server as an origin: gunicorn with gthread workers serving a WSGI
-//! application over TLS, the way Django sites commonly run, for the tests that need an origin
-//! nobody here wrote.
+//! Real Python origins: gunicorn with gthread workers serving a WSGI application over TLS, the
+//! way Django sites commonly run, for the tests that need an origin nobody here wrote: the
+//! small WSGI site in `tests/data/wsgi_site.py`, or a Django site ([`DjangoSite`],
+//! `tests/data/djangosite/`: the admin, sqlite, production settings).
 //!
-//! [`Gunicorn::start`] runs the pinned gunicorn (`./run` installs it into `.venv`, or
-//! `GUNICORN_BIN`) on an ephemeral port of 127.0.0.1 with the application in
-//! `tests/data/wsgi_site.py`, waits (20 s at most) for the line in its log that names the bound
-//! address, and stops it (SIGTERM, then SIGKILL, the workers with it) when dropped. A missing
-//! gunicorn fails with how to install it.
+//! [`Gunicorn::start`] runs the pinned gunicorn (`./run` installs it, Django and WhiteNoise into
+//! `.venv`; or `GUNICORN_BIN`, whose directory's `python` must have them) on an ephemeral port
+//! of 127.0.0.1, waits (20 s at most) for the line in its log that names the bound address, and
+//! stops it (SIGTERM, then SIGKILL, the workers with it) when dropped. A missing gunicorn fails
+//! with how to install it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,23 @@ pub struct GunicornOptions {
     pub tls: Leaf,
     /// Environment for the application (`FERRY_SITE_HOST`, `FERRY_SITE_ASSETS`, ...).
     pub env: Vec<(String, String)>,
+    /// The directory of the application, under `tests/data/`.
+    pub dir: &'static str,
+    /// The WSGI application, `module:callable`.
+    pub app: &'static str,
+}
+
+impl GunicornOptions {
+    /// The small WSGI site of `tests/data/wsgi_site.py`.
+    pub fn wsgi_site(tls: Leaf, threads: u32) -> Self {
+        Self {
+            threads,
+            tls,
+            env: Vec::new(),
+            dir: "",
+            app: "wsgi_site:app",
+        }
+    }
 }
 
 /// A running gunicorn. Dropping it stops the server.
@@ -58,7 +76,7 @@ impl Gunicorn {
             .tempdir()
             .map_err(|e| format!("cannot make a temp dir: {e}"))?;
         let log = dir.path().join("gunicorn.log");
-        let data = paths::workspace_root().join("tests/data");
+        let data = paths::workspace_root().join("tests/data").join(options.dir);
         let mut command = Command::new(&bin);
         command
             .arg("--chdir")
@@ -70,8 +88,11 @@ impl Gunicorn {
             .arg("--keyfile")
             .arg(&options.tls.key_pem)
             .args(["--access-logfile", "-", "--error-logfile", "-"])
-            .arg("wsgi_site:app")
+            .arg(options.app)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
+            // The access log goes to stdout: unbuffered, so it is there
+            // to read while the server runs.
+            .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null());
         let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let file2 = file
@@ -158,4 +179,112 @@ mod tests {
         assert_eq!(listening_at(log), Some("127.0.0.1:41234".parse().unwrap()));
         assert_eq!(listening_at("nothing yet"), None);
     }
+}
+
+/// The Django site of `tests/data/djangosite/` (the admin, sqlite, production settings,
+/// `ALLOWED_HOSTS` its own host only) behind gunicorn over TLS: migrated, with its static files
+/// collected and a superuser, in a directory of its own.
+pub struct DjangoSite {
+    dir: tempfile::TempDir,
+    server: Gunicorn,
+}
+
+impl DjangoSite {
+    /// Set up and start the site for `host` (what `ALLOWED_HOSTS` lets in), with a superuser
+    /// `admin` (password `ferry-pass-1`) whose first name, last name and e-mail are given.
+    ///
+    /// # Panics
+    /// If Django or gunicorn is missing or a set-up step fails, with its output.
+    pub fn start(host: &str, tls: Leaf, user: [&str; 3]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-django-")
+            .tempdir()
+            .expect("a temp dir");
+        let env = vec![
+            (
+                "FERRY_DJANGO_DIR".to_owned(),
+                dir.path().display().to_string(),
+            ),
+            ("FERRY_SITE_HOST".to_owned(), host.to_owned()),
+        ];
+        let site = |args: &[&str]| manage(&env, args);
+        site(&["migrate", "--noinput"]);
+        site(&["collectstatic", "--noinput"]);
+        let [first, last, email] = user;
+        site(&[
+            "shell",
+            "-c",
+            &format!(
+                "from django.contrib.auth.models import User\n\
+                 User.objects.create_superuser('admin', {email:?}, 'ferry-pass-1', \
+                 first_name={first:?}, last_name={last:?})"
+            ),
+        ]);
+        let server = Gunicorn::start(&GunicornOptions {
+            threads: 8,
+            tls,
+            env: env.clone(),
+            dir: "djangosite",
+            app: "ferrysite.wsgi:application",
+        });
+        Self { dir, server }
+    }
+
+    /// The server.
+    pub fn server(&self) -> &Gunicorn {
+        &self.server
+    }
+
+    /// The superuser's first name, last name and e-mail as the database holds them.
+    pub fn stored_user(&self) -> [String; 3] {
+        let env = vec![(
+            "FERRY_DJANGO_DIR".to_owned(),
+            self.dir.path().display().to_string(),
+        )];
+        let out = manage(
+            &env,
+            &[
+                "shell",
+                "-c",
+                "import json\nfrom django.contrib.auth.models import User\n\
+                 u = User.objects.get(username='admin')\n\
+                 print(json.dumps([u.first_name, u.last_name, u.email]))",
+            ],
+        );
+        // Django's shell may print a line of its own first ("N objects imported").
+        let last = out
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let fields: Vec<String> = serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("manage.py shell printed {out:?}: {e}"));
+        fields
+            .try_into()
+            .unwrap_or_else(|f: Vec<String>| panic!("{f:?}"))
+    }
+}
+
+/// `python manage.py ARGS` for the Django site, with the virtualenv's python (beside
+/// gunicorn); its output, or a panic with it.
+fn manage(env: &[(String, String)], args: &[&str]) -> String {
+    let gunicorn = paths::gunicorn_bin();
+    let python = gunicorn.with_file_name("python");
+    let dir = paths::workspace_root().join("tests/data/djangosite");
+    let output = Command::new(&python)
+        .arg("manage.py")
+        .args(args)
+        .current_dir(&dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "manage.py {} failed ({}):\n{text}\n{}",
+        args.first().unwrap_or(&""),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
 }

@@ -212,3 +212,113 @@ fn a_large_page_with_thousands_of_links_loads_whole_over_http2() {
         .expect("eval");
     assert_eq!(text.as_bool(), Some(false));
 }
+
+/// A real application nobody here wrote: Django's admin behind gunicorn (TLS, production
+/// settings, `ALLOWED_HOSTS` its own host only, CSRF checked against the browser's `Origin`),
+/// published as the mirror. Log in, open the superuser's form, save it: the database holds
+/// exactly what it held, although the form showed mirror names (and e-mail addresses stay).
+#[test]
+fn a_django_admin_edit_through_the_mirror_changes_no_stored_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = ferry_tests::pki::Pki::new(dir.path()).expect("a CA");
+    let leaf = pki
+        .issue_as("django", &["localhost"])
+        .expect("a certificate");
+    let user = [
+        "See https://www.example.com/me",
+        "EXAMPLE.COM",
+        "admin@example.com",
+    ];
+    let site = ferry_tests::gunicorn::DjangoSite::start("www.example.com", leaf, user);
+    let chain = Chain::start(ChainOptions {
+        origin: ferry_tests::chain::OriginKind::Remote {
+            host: "localhost".into(),
+            port: site.server().addr().port(),
+            ca: pki.ca_path(),
+        },
+        ..ChainOptions::default()
+    });
+    let browser = browser_for(&chain);
+    let page = browser.new_page().expect("a page");
+    let step = |what: &str, result: Result<(), ferry_tests::browser::BrowserError>| {
+        result.unwrap_or_else(|err| {
+            panic!(
+                "{what}: {err}\n{}\n--- gunicorn ---\n{}",
+                report(&page),
+                site.server().log()
+            )
+        })
+    };
+
+    step("the admin", page.goto("https://www.example.cn/admin/"));
+    let location = page.eval("location.pathname").expect("eval");
+    assert_eq!(
+        location.as_str(),
+        Some("/admin/login/"),
+        "{}",
+        report(&page)
+    );
+    page.eval(
+        "document.getElementById('id_username').value = 'admin';\
+         document.getElementById('id_password').value = 'ferry-pass-1'; true",
+    )
+    .expect("fill in the login form");
+    step("logging in", page.click_and_wait("input[type=submit]"));
+    let title = page.eval("document.title").expect("eval");
+    assert!(
+        title
+            .as_str()
+            .is_some_and(|t| t.contains("Site administration")),
+        "not logged in: {title}\n{}\n{}",
+        report(&page),
+        site.server().log()
+    );
+
+    step(
+        "the user's form",
+        page.goto("https://www.example.cn/admin/auth/user/1/change/"),
+    );
+    let shown = page
+        .eval(
+            "['id_first_name', 'id_last_name', 'id_email']\
+             .map((id) => document.getElementById(id).value).join('|')",
+        )
+        .expect("eval");
+    assert_eq!(
+        shown.as_str(),
+        Some("See https://www.example.cn/me|EXAMPLE.CN|admin@example.com"),
+        "the mirror shows mirror names (and the e-mail address as it is)"
+    );
+    step("saving", page.click_and_wait("input[name=_save]"));
+    let path = page.eval("location.pathname").expect("eval");
+    assert_eq!(
+        path.as_str(),
+        Some("/admin/auth/user/"),
+        "the save did not succeed\n{}\n{}",
+        report(&page),
+        site.server().log()
+    );
+    let stored = site.stored_user();
+    assert_eq!(stored, user.map(str::to_owned), "the database changed");
+
+    let all = report(&page);
+    for request in page.requests() {
+        let host = request.host().unwrap_or("");
+        assert!(is_mirror_host(host), "left the mirror: {request:?}\n{all}");
+        // The site has no favicon: the origin's own 404, through the mirror.
+        let favicon = request.url.ends_with("/favicon.ico") && request.status == Some(404);
+        assert!(request.succeeded() || favicon, "{request:?} failed\n{all}");
+    }
+    let posts = site
+        .server()
+        .log()
+        .lines()
+        .filter(|line| line.contains("\"POST "))
+        .count();
+    assert_eq!(
+        posts,
+        2,
+        "the login and the save reached Django\n{}",
+        site.server().log()
+    );
+}

@@ -26,11 +26,11 @@ fn page_loads_against_a_thread_per_connection_origin_never_hang() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pki = Pki::new(dir.path()).expect("a CA");
     let leaf = pki.issue_as("site", &["localhost"]).expect("a certificate");
-    let site = Gunicorn::start(&GunicornOptions {
-        threads: 4,
-        tls: leaf,
-        env: vec![("FERRY_SITE_ASSETS".into(), ASSETS.to_string())],
-    });
+    let mut options = GunicornOptions::wsgi_site(leaf, 4);
+    options
+        .env
+        .push(("FERRY_SITE_ASSETS".into(), ASSETS.to_string()));
+    let site = Gunicorn::start(&options);
     let chain = Chain::start(ChainOptions {
         origin: OriginKind::Remote {
             host: "localhost".into(),

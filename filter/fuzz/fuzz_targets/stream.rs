@@ -56,7 +56,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let chunks = ferry_filter::testing::cut(&wire, cuts, 37);
     let decoder = coding.map(|c| Decoder::new(c, DecodeLimits::default()));
-    let got = deliver(&pipeline, BodyStream::new(BodyKind::text(html), decoder), &chunks, ending);
+    let got = deliver(
+        &pipeline,
+        BodyStream::new(BodyKind::text(html), decoder),
+        &chunks,
+        ending,
+    );
     match got.failure {
         None => assert_eq!(got.body, whole.body),
         Some(Failure::TrailersAfterUndecided { .. }) => {
