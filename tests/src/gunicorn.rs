@@ -168,19 +168,6 @@ impl Drop for Gunicorn {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bound_address_is_read_from_the_log() {
-        let log = "[2026-11-27 02:33:01 +0000] [19738] [INFO] Starting gunicorn 27.0.1\n\
-                   [2026-11-27 02:33:01 +0000] [19738] [INFO] Listening at: https://127.0.0.1:41234 (19738)\n";
-        assert_eq!(listening_at(log), Some("127.0.0.1:41234".parse().unwrap()));
-        assert_eq!(listening_at("nothing yet"), None);
-    }
-}
-
 /// The Django site of `tests/data/djangosite/` (the admin, sqlite, production settings,
 /// `ALLOWED_HOSTS` its own host only) behind gunicorn over TLS: migrated, with its static files
 /// collected and a superuser, in a directory of its own.
@@ -287,4 +274,17 @@ fn manage(env: &[(String, String)], args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_address_is_read_from_the_log() {
+        let log = "[2026-11-27 02:33:01 +0000] [19738] [INFO] Starting gunicorn 27.0.1\n\
+                   [2026-11-27 02:33:01 +0000] [19738] [INFO] Listening at: https://127.0.0.1:41234 (19738)\n";
+        assert_eq!(listening_at(log), Some("127.0.0.1:41234".parse().unwrap()));
+        assert_eq!(listening_at("nothing yet"), None);
+    }
 }
