@@ -10,7 +10,7 @@
 //! could still be the start of a delimiter, an incomplete part header block, or the rewriter's
 //! own undecided tail; that tail is always an unmodified copy of the input's end. So a body cut
 //! anywhere gives the same output as the whole body (the unit tests split at every offset, the
-//! fuzz target `multipart_split` on random bodies). What it holds is bounded by
+//! fuzz target `request_split` on random bodies). What it holds is bounded by
 //! [`Multipart::max_held`]; a part header block longer than [`MAX_HEADERS`] makes the rest of
 //! the body pass untouched (a body no browser sends; passing it can only leave a mirror name
 //! in it, never corrupt it).
