@@ -132,6 +132,35 @@ fn invalid(
     }
 }
 
+/// A field that takes one of a few words; absent, it is the first of `choices` (the default).
+fn parse_choice<T: Copy>(
+    field: &str,
+    value: Option<&str>,
+    choices: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some(value) = value else {
+        return Ok(choices[0].1);
+    };
+    match choices.iter().find(|(word, _)| *word == value) {
+        Some(&(_, choice)) => Ok(choice),
+        None => {
+            let words: Vec<String> = choices
+                .iter()
+                .enumerate()
+                .map(|(i, (word, _))| match i {
+                    0 => format!("\"{word}\" (the default)"),
+                    _ => format!("\"{word}\""),
+                })
+                .collect();
+            Err(invalid(
+                field,
+                value,
+                format!("expected {}", words.join(" or ")),
+            ))
+        }
+    }
+}
+
 /// The JSON document as written by the operator.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,32 +343,26 @@ impl RawConfig {
                 .collect(),
             Some(list) => parse_list("response_headers", list, parse_header_name)?,
         };
-        let integrity = match self.integrity.as_deref() {
-            None | Some("drop_same_site") => IntegrityPolicy::DropSameSite,
-            Some("keep") => IntegrityPolicy::Keep,
-            Some(other) => {
-                return Err(invalid(
-                    "integrity",
-                    other,
-                    "expected \"drop_same_site\" (the default) or \"keep\"",
-                ))
-            }
-        };
+        let integrity = parse_choice(
+            "integrity",
+            self.integrity.as_deref(),
+            &[
+                ("drop_same_site", IntegrityPolicy::DropSameSite),
+                ("keep", IntegrityPolicy::Keep),
+            ],
+        )?;
         let redirect = match self.redirect {
             None => None,
             Some(raw) => Some(raw.validate(&domains)?),
         };
-        let emails = match self.emails.as_deref() {
-            None | Some("keep") => EmailPolicy::Keep,
-            Some("rewrite") => EmailPolicy::Rewrite,
-            Some(other) => {
-                return Err(invalid(
-                    "emails",
-                    other,
-                    "expected \"keep\" (the default) or \"rewrite\"",
-                ))
-            }
-        };
+        let emails = parse_choice(
+            "emails",
+            self.emails.as_deref(),
+            &[
+                ("keep", EmailPolicy::Keep),
+                ("rewrite", EmailPolicy::Rewrite),
+            ],
+        )?;
         let request_bodies = match self.request_bodies {
             None => requests::RawRequestBodies::default().validate()?,
             Some(raw) => raw.validate()?,

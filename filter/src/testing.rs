@@ -22,6 +22,17 @@ pub fn example_pairs() -> Vec<DomainPair> {
     ]
 }
 
+/// The configuration of the fuzz targets: `example.com -> example.cn` with subdomains, and a
+/// pair of short names (`a.io -> b.io`) whose replacement is as long as the name.
+#[doc(hidden)]
+pub fn fuzz_config() -> crate::config::Config {
+    crate::config::Config::from_json(
+        br#"{"domains": [{"origin": "example.com", "mirror": "example.cn", "subdomains": true},
+                         {"origin": "a.io", "mirror": "b.io"}]}"#,
+    )
+    .expect("a valid configuration")
+}
+
 /// How a simulated Envoy ends a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {

@@ -4,8 +4,7 @@
 #![no_main]
 
 use ferry_filter::body::BodyRewriter;
-use ferry_filter::config::Config;
-use ferry_filter::stream::BodyStream;
+use ferry_filter::stream::{BodyKind, BodyStream};
 use ferry_filter::testing::{deliver, Ending};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,11 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&cuts, body)) = data.split_first() else {
         return;
     };
-    let config = Config::from_json(
-        br#"{"domains": [{"origin": "example.com", "mirror": "example.cn", "subdomains": true},
-                         {"origin": "a.io", "mirror": "b.io"}]}"#,
-    )
-    .expect("valid config");
+    let config = ferry_filter::testing::fuzz_config();
     let pipeline = BodyRewriter::new(&config.domains, config.integrity).expect("valid patterns");
     let once = deliver(
         &pipeline,

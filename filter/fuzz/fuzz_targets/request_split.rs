@@ -5,7 +5,6 @@
 #![no_main]
 
 use ferry_filter::body::BodyRewriter;
-use ferry_filter::config::Config;
 use ferry_filter::multipart::Multipart;
 use ferry_filter::stream::{BodyKind, BodyStream};
 use ferry_filter::testing::{cut, deliver, Ending};
@@ -15,11 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&[knobs, cuts], body)) = data.split_first_chunk::<2>() else {
         return;
     };
-    let config = Config::from_json(
-        br#"{"domains": [{"origin": "example.com", "mirror": "example.cn", "subdomains": true},
-                         {"origin": "a.io", "mirror": "b.io"}]}"#,
-    )
-    .expect("valid config");
+    let config = ferry_filter::testing::fuzz_config();
     let pipeline = BodyRewriter::for_requests(&config).expect("valid patterns");
     let kind = || {
         if knobs & 1 == 0 {

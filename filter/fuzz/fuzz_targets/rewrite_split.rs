@@ -5,7 +5,7 @@
 
 use ferry_filter::body::BodyRewriter;
 use ferry_filter::config::{DomainPair, IntegrityPolicy};
-use ferry_filter::stream::BodyStream;
+use ferry_filter::stream::{BodyKind, BodyStream};
 use ferry_filter::testing::{deliver, Ending};
 use libfuzzer_sys::fuzz_target;
 

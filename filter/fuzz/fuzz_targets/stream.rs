@@ -8,9 +8,9 @@
 use std::io::Write;
 
 use ferry_filter::body::BodyRewriter;
-use ferry_filter::config::{Config, IntegrityPolicy};
+use ferry_filter::config::IntegrityPolicy;
 use ferry_filter::decode::{Coding, DecodeLimits, Decoder};
-use ferry_filter::stream::{BodyStream, Failure};
+use ferry_filter::stream::{BodyKind, BodyStream, Failure};
 use ferry_filter::testing::{deliver, Ending};
 use libfuzzer_sys::fuzz_target;
 
@@ -18,11 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&[knobs, cuts], body)) = data.split_first_chunk::<2>() else {
         return;
     };
-    let config = Config::from_json(
-        br#"{"domains": [{"origin": "example.com", "mirror": "example.cn", "subdomains": true},
-                         {"origin": "a.io", "mirror": "b.io"}]}"#,
-    )
-    .expect("valid config");
+    let config = ferry_filter::testing::fuzz_config();
     let integrity = if knobs & 1 == 0 {
         config.integrity
     } else {

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{invalid, parse_content_type, parse_list, ConfigError, ContentTypeRule};
+use super::{invalid, parse_choice, parse_content_type, parse_list, ConfigError, ContentTypeRule};
 
 /// Request content types whose bodies are rewritten when the configuration does not list its
 /// own: what browsers and API clients send back to a site (forms, JSON, XML, plain text).
@@ -75,17 +75,14 @@ impl RawRequestBodies {
                 format!("expected 0 to {MAX_HOLD_BYTES}"),
             ));
         }
-        let large = match self.large.as_deref() {
-            None | Some("pass") => LargeRequests::Pass,
-            Some("stream") => LargeRequests::Stream,
-            Some(other) => {
-                return Err(invalid(
-                    "request_bodies.large",
-                    other,
-                    "expected \"pass\" (the default) or \"stream\"",
-                ))
-            }
-        };
+        let large = parse_choice(
+            "request_bodies.large",
+            self.large.as_deref(),
+            &[
+                ("pass", LargeRequests::Pass),
+                ("stream", LargeRequests::Stream),
+            ],
+        )?;
         Ok(RequestBodies {
             content_types,
             hold_bytes,
