@@ -12,8 +12,12 @@ use crate::domain::{split_port, Direction, HostMap};
 use crate::rewrite::Rewriter;
 
 /// New value of a request header whose value is a URL or an origin (`Origin`, `Referer`):
-/// its host is mapped mirror -> origin. `None` when it does not name a mirror host.
-pub fn request_url(hosts: &HostMap, value: &[u8]) -> Option<Vec<u8>> {
+/// its host is mapped mirror -> origin, and its port becomes `port`, the port of the request's
+/// own authority as it goes to the origin (`:8443`, or empty when it has none). The port a
+/// visitor reached the mirror on means nothing to the origin, and an origin that compares
+/// `Origin` with `Host` (Django's CSRF check does) must see the two agree, as they did in the
+/// browser. `None` when the value does not name a mirror host.
+pub fn request_url(hosts: &HostMap, value: &[u8], port: &[u8]) -> Option<Vec<u8>> {
     let (start, end) = url_authority(value)?;
     let authority = &value[start..end];
     // Drop any userinfo; it stays in place in the output.
@@ -21,10 +25,12 @@ pub fn request_url(hosts: &HostMap, value: &[u8]) -> Option<Vec<u8>> {
         .iter()
         .rposition(|&b| b == b'@')
         .map_or(0, |i| i + 1);
-    let mapped = hosts.map_authority(&authority[host_start..], Direction::MirrorToOrigin)?;
+    let (host, _) = split_port(&authority[host_start..]);
+    let mapped = hosts.map(host, Direction::MirrorToOrigin)?;
     let mut out = Vec::with_capacity(value.len() + 8);
     out.extend_from_slice(&value[..start + host_start]);
     out.extend_from_slice(&mapped);
+    out.extend_from_slice(port);
     out.extend_from_slice(&value[end..]);
     Some(out)
 }
@@ -37,12 +43,17 @@ pub fn request_path(rewriter: &Rewriter, path: &[u8]) -> Option<Vec<u8>> {
     rewriter.rewrite_value(path)
 }
 
-/// New `Referer` of a mirror request: when it is a mirror page, its host mapped mirror ->
-/// origin ([`request_url`]) and its path and query like [`request_path`] (the page the visitor
-/// came from, as the origin would have seen its URL). `None` when it is not a mirror page.
-pub fn request_referer(hosts: &HostMap, rewriter: &Rewriter, value: &[u8]) -> Option<Vec<u8>> {
+/// New `Referer` of a mirror request: when it is a mirror page, its host and port mapped like
+/// [`request_url`] and its path and query like [`request_path`] (the page the visitor came
+/// from, as the origin would have seen its URL). `None` when it is not a mirror page.
+pub fn request_referer(
+    hosts: &HostMap,
+    rewriter: &Rewriter,
+    value: &[u8],
+    port: &[u8],
+) -> Option<Vec<u8>> {
     // Only a mirror page's URL was rewritten by the mirror; another site's is the visitor's.
-    let url = request_url(hosts, value)?;
+    let url = request_url(hosts, value, port)?;
     let rest_at = url_authority(&url).map_or(url.len(), |(_, end)| end);
     match rewriter.rewrite_value(&url[rest_at..]) {
         Some(rest) => {
@@ -200,7 +211,7 @@ mod tests {
             ),
             (
                 "http://WWW.EXAMPLE.CN:8080/",
-                Some("http://www.example.com:8080/"),
+                Some("http://www.example.com/"),
             ),
             ("https://cdn.example.cn/x", Some("https://examplecdn.net/x")),
             (
@@ -217,9 +228,46 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(
-                s(request_url(&h, input.as_bytes())).as_deref(),
+                s(request_url(&h, input.as_bytes(), b"")).as_deref(),
                 *want,
                 "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_urls_take_the_port_of_the_request_to_the_origin() {
+        // The visitor's port is the mirror listener's; the origin compares Origin with its
+        // Host, which carries the request's own port (none behind Envoy's port stripping).
+        let h = HostMap::new(&pairs());
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            (
+                "https://app.example.cn:8443",
+                "",
+                Some("https://app.example.com"),
+            ),
+            (
+                "https://app.example.cn:8443",
+                ":9443",
+                Some("https://app.example.com:9443"),
+            ),
+            (
+                "https://app.example.cn",
+                ":9443",
+                Some("https://app.example.com:9443"),
+            ),
+            (
+                "https://u@app.example.cn:8443/p?q",
+                "",
+                Some("https://u@app.example.com/p?q"),
+            ),
+            ("https://other.org:8443", "", None),
+        ];
+        for (input, port, want) in cases {
+            assert_eq!(
+                s(request_url(&h, input.as_bytes(), port.as_bytes())).as_deref(),
+                *want,
+                "{input} {port}"
             );
         }
     }
@@ -264,12 +312,12 @@ mod tests {
             ("https://other.org/?u=https://example.cn/", None),
             (
                 "https://cdn.example.cn:8443/a",
-                Some("https://examplecdn.net:8443/a"),
+                Some("https://examplecdn.net/a"),
             ),
         ];
         for (value, want) in referers {
             assert_eq!(
-                s(request_referer(&h, &back, value.as_bytes())).as_deref(),
+                s(request_referer(&h, &back, value.as_bytes(), b"")).as_deref(),
                 *want,
                 "{value}"
             );

@@ -29,7 +29,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use crate::body::BodyRewriter;
 use crate::config::Config;
 use crate::decode::Decoder;
-use crate::domain::HostMap;
+use crate::domain::{split_port, HostMap};
 use crate::headers;
 use crate::policy::{
     self, BodyPlan, PassReason, RequestBodyFacts, RequestBodyPlan, RequestPass, ResponseFacts,
@@ -219,11 +219,13 @@ impl HttpContext for Stream {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_slice())
         };
+        // Origin and Referer name the origin at the port the request goes to it with.
+        let (_, port) = split_port(&origin_authority);
         for (name, value) in &pairs {
             let new = match name.as_str() {
-                "origin" => headers::request_url(&shared.hosts, value),
+                "origin" => headers::request_url(&shared.hosts, value, port),
                 "referer" => {
-                    headers::request_referer(&shared.hosts, &shared.requests.rewriter, value)
+                    headers::request_referer(&shared.hosts, &shared.requests.rewriter, value, port)
                 }
                 ":path" => headers::request_path(&shared.requests.rewriter, value),
                 _ => None,

@@ -16,7 +16,9 @@
 //! * not the domain of an e-mail address, unless [`EmailPolicy::Rewrite`]: the byte before it is
 //!   `@` (or `%40`) right after a local-part character, and what precedes that local part is not
 //!   `//` (or `%2F%2F`), which would make it the user-info of a URL (`https://user@example.com/`
-//!   is a URL and is rewritten; `help@example.com` and `mailto:help@example.com` are not).
+//!   is a URL and is rewritten; `help@example.com` and `mailto:help@example.com` are not). The
+//!   user-info run looked back over stops at `&` and at an encoded `/`, `?` or `#`, so in a form
+//!   `next=https%3A%2F%2Fa.org%2F&email=me%40example.com` the address is still an address.
 //!
 //! The replacement takes the case shape of what it replaces: all lowercase, ALL UPPERCASE, or
 //! Capitalised; anything else becomes lowercase. So `EXAMPLE.COM` becomes `EXAMPLE.CN` and back,
@@ -392,6 +394,12 @@ impl Before<'_> {
             if self.escape(back, b"//") || self.escape(back, b"%2F%2F") {
                 return false;
             }
+            // An encoded `/`, `?` or `#` ends an encoded URL's authority: what follows it is
+            // a path or a query, and the `@` there an address's (`next=https%3A%2F%2Fa.org%2F&
+            // email=me%40example.com` in a form).
+            if self.escape(back, b"%2F") || self.escape(back, b"%3F") || self.escape(back, b"%23") {
+                return true;
+            }
             match self.at(back) {
                 Some(b) if is_userinfo_byte(b) => back += 1,
                 _ => return true,
@@ -406,9 +414,10 @@ fn is_local_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b)
 }
 
-/// A byte of a URL's user-info (RFC 3986: unreserved, percent-escapes, sub-delims, `:`).
+/// A byte of a URL's user-info (RFC 3986: unreserved, percent-escapes, sub-delims, `:`), but
+/// not `&`: it separates the fields of forms and queries, and no real user-info has one.
 fn is_userinfo_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b)
+    b.is_ascii_alphanumeric() || b"-._~%!$'()*+,;=:".contains(&b)
 }
 
 /// Appends `replacement` (lowercase) in the case shape of `matched`: lowercase, UPPERCASE or

@@ -422,6 +422,45 @@ fn x_forwarded_for_is_the_visitor_address_only() {
     }
 }
 
+/// A visitor who reached the mirror on another port than the origin's (a test set-up, a
+/// non-443 listener): the US East node strips the port from the host, and Ferry gives `Origin`
+/// and `Referer` the same, so an origin that checks `Origin` against `Host` (Django's CSRF
+/// check) sees them agree, and a form post gets through with its exact length.
+#[test]
+fn origin_and_referer_agree_with_the_host_the_origin_sees() {
+    let chain = Chain::start(ChainOptions::default().empty_origin());
+    chain.origin().route("*", Reply::html("ok"));
+    let form = "next=https%3A%2F%2Fwww.example.cn%3A8443%2Fadmin%2F&email=a%40example.cn";
+    for client in [
+        chain.client("www.example.cn"),
+        Client::https_h2(chain.relay_addr(), "www.example.cn", &chain.ca_path()),
+    ] {
+        let request = Request::new("POST", "www.example.cn:8443", "/admin/login/")
+            .header("origin", "https://www.example.cn:8443")
+            .header(
+                "referer",
+                "https://www.example.cn:8443/admin/login/?next=/admin/",
+            )
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form);
+        let response = client.send(&request).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status, 200, "{}", response.text());
+        let seen = chain.origin().last_request().expect("the origin saw it");
+        assert_eq!(seen.host(), Some("www.example.com"), "{seen:?}");
+        assert_eq!(seen.header("origin"), Some("https://www.example.com"));
+        assert_eq!(
+            seen.header("referer"),
+            Some("https://www.example.com/admin/login/?next=/admin/")
+        );
+        let expected = "next=https%3A%2F%2Fwww.example.com%3A8443%2Fadmin%2F&email=a%40example.cn";
+        assert_eq!(seen.body, expected.as_bytes(), "{seen:?}");
+        assert_eq!(
+            seen.header("content-length"),
+            Some(expected.len().to_string().as_str())
+        );
+    }
+}
+
 /// Real sites answer with many headers (a login that sets a hundred and fifty cookies): they
 /// reach the visitor over HTTP/1.1 and HTTP/2, each cookie's `Domain` mapped.
 #[test]

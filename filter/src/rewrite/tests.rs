@@ -76,6 +76,23 @@ const CASES: &[(&str, &str)] = &[
         "https://x.org/?u=a@example.com",
         "https://x.org/?u=a@example.com",
     ),
+    // In a form, an encoded URL before an address does not make the address a user-info.
+    (
+        "next=https%3A%2F%2Fwww.example.com%2Fadmin%2F&email=a%40example.com",
+        "next=https%3A%2F%2Fwww.example.cn%2Fadmin%2F&email=a%40example.com",
+    ),
+    (
+        "u=https%3A%2F%2Fx.org&email=a%40example.com",
+        "u=https%3A%2F%2Fx.org&email=a%40example.com",
+    ),
+    (
+        "u=https%3A%2F%2Fx.org%3Fq%3Da%40example.com",
+        "u=https%3A%2F%2Fx.org%3Fq%3Da%40example.com",
+    ),
+    (
+        "https%3A%2F%2Fuser%3Apw%40example.com%2F",
+        "https%3A%2F%2Fuser%3Apw%40example.cn%2F",
+    ),
     ("@example.com", "@example.cn"),
     (" @example.com", " @example.cn"),
     ("example.com.", "example.cn."),
@@ -292,7 +309,8 @@ fn reference(pairs: &[DomainPair], input: &[u8]) -> Vec<u8> {
 }
 
 /// The e-mail rule, spelled out: `@` or `%40` before `at`, a local-part character before
-/// that, and the run of user-info characters ending there not preceded by `//` or `%2F%2F`.
+/// that, and the run of user-info characters ending there not preceded by `//` or `%2F%2F`
+/// (the run stops at `&` and at an encoded `/`, `?` or `#`: `%2F`, `%3F`, `%23`).
 fn reference_is_email(input: &[u8], at: usize) -> bool {
     let head = &input[..at];
     let sign = if head.ends_with(b"@") {
@@ -304,7 +322,10 @@ fn reference_is_email(input: &[u8], at: usize) -> bool {
     };
     let local = &head[..head.len() - sign];
     let local_byte = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
-    let userinfo_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b);
+    let userinfo_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$'()*+,;=:".contains(&b);
+    let ends_with_escape = |text: &[u8], escape: &[u8]| {
+        text.len() >= escape.len() && text[text.len() - escape.len()..].eq_ignore_ascii_case(escape)
+    };
     if !local.last().is_some_and(|&b| local_byte(b)) {
         return false;
     }
@@ -315,6 +336,12 @@ fn reference_is_email(input: &[u8], at: usize) -> bool {
             || (so_far.len() >= 6 && so_far[so_far.len() - 6..].eq_ignore_ascii_case(b"%2F%2F"));
         if url {
             return false;
+        }
+        if [b"%2F", b"%3F", b"%23"]
+            .iter()
+            .any(|escape| ends_with_escape(so_far, *escape))
+        {
+            return true;
         }
         if local.len() - end >= 128 {
             return true;
