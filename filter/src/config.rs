@@ -31,11 +31,13 @@ pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
     "text/javascript",
     "application/javascript",
     "application/x-javascript",
+    "text/x-javascript",
     "application/ecmascript",
     "text/ecmascript",
     "application/json",
     "text/json",
     "application/*+json",
+    "application/x-ndjson",
     "application/xml",
     "text/xml",
     "application/*+xml",
@@ -49,8 +51,11 @@ pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
 ];
 
 /// Response headers whose values are rewritten origin -> mirror when the configuration does not
-/// list its own: every header of today's web platform whose value may carry a URL or an origin.
-/// `set-cookie` is special: only its `Domain` attribute is rewritten.
+/// list its own: the headers of today's web platform whose value may carry a URL or an origin,
+/// and the legacy ones still sent (`X-Content-Security-Policy`, `X-WebKit-CSP`, WordPress's
+/// `X-Pingback`). `set-cookie` is special: only its `Domain` attribute is rewritten. Not
+/// `WWW-Authenticate`: a Digest `realm` is part of the password hash, and a rewritten realm
+/// would break the login.
 pub const DEFAULT_RESPONSE_HEADERS: &[&str] = &[
     "location",
     "content-location",
@@ -72,6 +77,9 @@ pub const DEFAULT_RESPONSE_HEADERS: &[&str] = &[
     "speculation-rules",
     "x-xss-protection",
     "expect-ct",
+    "x-content-security-policy",
+    "x-webkit-csp",
+    "x-pingback",
 ];
 
 /// Why a configuration was refused. The message names the field and the value.

@@ -5,9 +5,9 @@
 //! A [`Decoder`] takes the encoded body chunk by chunk, as Envoy hands it over, and appends the
 //! decoded bytes to a caller's buffer. Guarantees:
 //!
-//! * **Nothing wrong passes as right** (as far as the format can tell: gzip, zlib and zstd
-//!   carry checksums, brotli and raw deflate do not). Corrupt data, a checksum that does not match, an
-//!   unsupported feature (a zstd dictionary, a window over the limit) and a stream that stops
+//! * **Nothing wrong passes as right** (as far as the format can tell: gzip and zlib carry
+//!   checksums, zstd frames may, brotli and raw deflate do not). Corrupt data, a checksum that
+//!   does not match, an unsupported feature (a zstd dictionary, a window over the limit) and a stream that stops
 //!   before its end are errors ([`DecodeError`]); the caller fails the response visibly. What
 //!   browsers tolerate is tolerated too: several gzip members in a row, and bytes after the end
 //!   of a gzip, deflate or brotli stream (ignored, as browsers ignore them).

@@ -39,8 +39,10 @@ use crate::stream::{BodyKind, BodyStream, Failure, Plan};
 use metrics::{Counter, Metrics, Tally};
 
 /// What a mirror request asks the origin for when `identity_encoding` is off: the codings the
-/// filter decodes.
-const DECODABLE: &[u8] = b"gzip, deflate, br, zstd";
+/// filter decodes as they stream. Not zstd: it is decoded when an origin sends it anyway, but
+/// its decoder releases bytes only a window behind (a page or an event stream can wait for
+/// the end of its frame).
+const DECODABLE: &[u8] = b"gzip, deflate, br";
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -402,6 +404,7 @@ impl HttpContext for Stream {
             }
             Plan::Fail(failure) => Err(Some(failure)),
         };
+        stream.shrink();
         match result {
             Ok(()) => Action::Continue,
             Err(Some(failure)) => self.fail(&shared, &failure, buffer.len()),
@@ -576,6 +579,7 @@ impl Stream {
             }
             Plan::Fail(failure) => Err(Some(failure)),
         };
+        stream.shrink();
         match length {
             Ok(length) => {
                 let value = length.to_string();
@@ -610,6 +614,7 @@ impl Stream {
             }
             Plan::Fail(failure) => Err(Some(failure)),
         };
+        stream.shrink();
         match result {
             Ok(()) => Action::Continue,
             Err(Some(failure)) => self.fail_request(shared, &failure, buffer.len()),

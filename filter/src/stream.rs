@@ -21,13 +21,21 @@
 //!   bytes are carried (a proxy-wasm filter can no longer add body bytes once trailers flow),
 //!   and for an encoded body that is corrupt, truncated or over the decoding limits
 //!   ([`crate::decode`]). Everything released before the failure is correct output.
-//! * **Memory** per stream: the carried bytes, plus one chunk's input and output while a
-//!   callback runs.
+//! * **Memory** per stream between callbacks: the carried bytes, a decoder's state (see
+//!   [`crate::decode`]) and scratch buffers of at most [`SCRATCH_KEEP`] bytes each once the
+//!   glue has called [`BodyStream::shrink`]. While a callback runs, one chunk's input and output
+//!   (for an encoded body, up to what the decoding ratio allows for that chunk).
 
 use crate::body::BodyRewriter;
 use crate::decode::{DecodeError, Decoder};
 use crate::multipart::{Multipart, MultipartState};
 use crate::rewrite::Context;
+
+/// The most capacity a scratch buffer keeps between callbacks ([`BodyStream::shrink`]): the
+/// buffers are reused chunk after chunk, but one large decoded chunk must not stay allocated
+/// while the stream waits for a slow visitor (a wasm VM's memory never shrinks, and every open
+/// response would keep its largest chunk).
+pub const SCRATCH_KEEP: usize = 128 * 1024;
 
 /// What kind of body a stream carries, which decides its pipeline.
 #[derive(Debug, Clone)]
@@ -141,6 +149,29 @@ impl BodyStream {
 
     pub fn stats(&self) -> BodyStats {
         self.stats
+    }
+
+    /// Frees what a large chunk left in the scratch buffers: the glue calls it once it has
+    /// carried out a plan (the plan borrows them until then). Buffers up to [`SCRATCH_KEEP`]
+    /// stay for the next chunk; everything goes once the body has ended or failed.
+    pub fn shrink(&mut self) {
+        let keep = if self.ended || self.failed.is_some() {
+            0
+        } else {
+            SCRATCH_KEEP
+        };
+        for buffer in [&mut self.input, &mut self.out] {
+            buffer.clear();
+            buffer.shrink_to(keep);
+        }
+        if self.carry.capacity() > keep.max(self.carry.len()) {
+            self.carry.shrink_to(keep.max(self.carry.len()));
+        }
+    }
+
+    /// Bytes this stream keeps allocated for its own buffers (not its decoder's).
+    pub fn retained(&self) -> usize {
+        self.carry.capacity() + self.input.capacity() + self.out.capacity()
     }
 
     /// The plan for the next chunk; `end_of_stream` when no chunk or trailers follow.

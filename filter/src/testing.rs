@@ -89,6 +89,13 @@ pub fn deliver(
             stream.held(),
             stream.max_held(pipeline)
         );
+        stream.shrink();
+        let bound = 3 * crate::stream::SCRATCH_KEEP.max(stream.max_held(pipeline));
+        assert!(
+            stream.retained() <= bound,
+            "keeps {} bytes between chunks, more than {bound}",
+            stream.retained()
+        );
     }
     if failure.is_none() && ending == Ending::Trailers {
         failure = stream.on_trailers().err();

@@ -229,3 +229,50 @@ fn us_east_yaml_http1_origin() {
 fn us_east_yaml_http2_origin() {
     us_east_yaml(Protocol::Auto);
 }
+
+/// `identity_encoding: false`: the origin is asked for the codings Ferry decodes as they stream
+/// (not zstd), answers a 2 MB page in each, and a client that accepts gzip gets the rewritten
+/// page compressed again by Envoy's compressor, over HTTP/1.1 and HTTP/2.
+#[test]
+fn compressed_origin_to_a_gzip_client() {
+    use std::io::Read;
+    let page = MirrorPage::random(300, 2 << 20, 200);
+    let origin = Origin::start();
+    let mut rng = Rng(11);
+    let plain = random_chunks(&mut rng, &page.origin, 64 * 1024);
+    for encoding in [Encoding::Gzip, Encoding::Deflate, Encoding::Brotli] {
+        let reply = Reply::html("")
+            .chunks(encode_chunks(encoding, &plain))
+            .header("content-encoding", encoding.name());
+        origin.route(&format!("/{}", encoding.name()), reply);
+    }
+    let config = EnvoyConfig::shipped().origin(origin.addr()).plugin_config(
+        r#"{"domains": [{"origin": "example.com", "mirror": "example.cn", "subdomains": true}],
+                "identity_encoding": false}"#,
+    );
+    let envoy = Envoy::start(&config);
+    for client in [
+        Client::http1(envoy.listener_addr()),
+        Client::h2c(envoy.listener_addr()),
+    ] {
+        for encoding in [Encoding::Gzip, Encoding::Deflate, Encoding::Brotli] {
+            let what = format!("{} from the origin", encoding.name());
+            let request = Request::get("www.example.cn", &format!("/{}", encoding.name()))
+                .header("accept-encoding", "gzip");
+            let response = client
+                .send(&request)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(response.status, 200, "{what}");
+            let seen = origin.last_request().expect("the origin saw it");
+            assert_eq!(seen.header("accept-encoding"), Some("gzip, deflate, br"));
+            assert_eq!(response.header("content-encoding"), Some("gzip"), "{what}");
+            let mut body = Vec::new();
+            flate2::read::GzDecoder::new(&response.body[..])
+                .read_to_end(&mut body)
+                .unwrap_or_else(|e| panic!("{what}: the client's gzip: {e}"));
+            assert!(body == page.mirror, "{what}: the page differs");
+        }
+    }
+    assert_eq!(envoy.counter("ferry.bodies_decoded"), Some(6));
+    assert_eq!(envoy.counter("ferry.bodies_reset_bad_encoding"), Some(0));
+}

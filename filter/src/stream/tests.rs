@@ -316,3 +316,26 @@ fn large_chunks_of_any_size_stream_with_a_small_carry() {
         assert_eq!(got.stats.bytes_out, want.len() as u64);
     }
 }
+
+#[test]
+fn a_large_decoded_chunk_does_not_stay_allocated() {
+    // One compressed chunk that decodes to 1 MiB: while the callback runs the stream needs it,
+    // afterwards it keeps no more than its scratch allowance.
+    let p = pipeline();
+    let text = "<p>https://www.example.com/a</p>\n".repeat(32 * 1024);
+    let wire = encode(Coding::Gzip, text.as_bytes());
+    let mut s = stream(false, Some(Coding::Gzip));
+    let (first, rest) = wire.split_at(wire.len() / 2);
+    let mut body = Vec::new();
+    for (chunk, end) in [(first, false), (rest, true)] {
+        match s.on_chunk(&p, chunk, end) {
+            Plan::Replace(bytes) => body.extend_from_slice(bytes),
+            other => panic!("unexpected plan {other:?}"),
+        }
+        assert!(s.retained() > SCRATCH_KEEP, "the test needs a large chunk");
+        s.shrink();
+        let limit = if end { 0 } else { 3 * SCRATCH_KEEP };
+        assert!(s.retained() <= limit, "{} bytes kept", s.retained());
+    }
+    assert_eq!(body, whole(&p, false, text.as_bytes()));
+}
