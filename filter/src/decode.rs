@@ -40,6 +40,9 @@ pub const ZSTD_MAX_WINDOW: u64 = 8 << 20;
 /// The longest gzip header accepted (file name and comment included).
 const GZIP_MAX_HEADER: usize = 64 * 1024;
 
+/// The largest zstd block (`Block_Maximum_Size`, RFC 8878).
+const ZSTD_MAX_BLOCK: usize = 128 * 1024;
+
 /// A content coding Ferry can decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coding {
@@ -524,7 +527,8 @@ fn gzip_header_len(head: &[u8]) -> Result<Option<usize>, Stop> {
             let Some(rest) = head.get(at..) else {
                 return Ok(None);
             };
-            let Some(nul) = rest.iter().position(|&b| b == 0) else {
+            // memchr: the header is parsed again as its bytes arrive, so keep each pass cheap.
+            let Some(nul) = memchr::memchr(0, rest) else {
                 return Ok(None);
             };
             at += nul + 1;
@@ -693,6 +697,11 @@ impl Zstd {
                     let header = u32::from_le_bytes([rest[0], rest[1], rest[2], 0]);
                     let last_block = header & 1 == 1;
                     let size = (header >> 3) as usize;
+                    // RFC 8878 3.1.1.2.3: no block is larger than 128 KiB; refuse a bigger one
+                    // before buffering it.
+                    if size > ZSTD_MAX_BLOCK {
+                        return Err(format!("zstd block of {size} bytes (at most 128 KiB)").into());
+                    }
                     let on_wire = match (header >> 1) & 3 {
                         0 | 2 => size,
                         1 => 1,

@@ -141,28 +141,37 @@ const RANGED_EXTENSIONS: &[&str] = &[
     "heic", "wasm",
 ];
 
+/// Extensions of rewritten bodies that media elements fetch: playlists (HLS, DASH) and
+/// captions. Their requests lose `Range` even from a `<video>`.
+const REWRITTEN_MEDIA_EXTENSIONS: &[&str] = &["m3u8", "m3u", "mpd", "vtt"];
+
 /// Whether a mirror request keeps its `Range` (and `If-Range`) header. A range of a rewritten
 /// body cannot be served (its bytes and offsets are the origin's), so `Range` is dropped and
 /// the visitor gets the whole rewritten body as a 200, which HTTP allows, unless the request is
 /// evidently for a body that is never rewritten: a media element's request (`Sec-Fetch-Dest`
-/// `audio`, `video` or `track`) or a path whose extension is one of media, archives, fonts,
-/// images or documents. There a range keeps its meaning, and seeking a video stays cheap.
+/// `audio` or `video`) that is not for a playlist or captions, or a path whose extension is
+/// one of media, archives, fonts, images or documents. There a range keeps its meaning, and
+/// seeking a video stays cheap. (Captions, `track`, are text and rewritten.)
 pub fn keeps_range(path: &[u8], fetch_dest: Option<&[u8]>) -> bool {
-    if fetch_dest.is_some_and(|d| matches!(d, b"audio" | b"video" | b"track")) {
-        return true;
+    let ext = extension(path);
+    let is = |list: &[&str]| {
+        ext.is_some_and(|ext| list.iter().any(|e| e.as_bytes().eq_ignore_ascii_case(ext)))
+    };
+    if is(REWRITTEN_MEDIA_EXTENSIONS) {
+        return false;
     }
+    fetch_dest.is_some_and(|d| matches!(d, b"audio" | b"video")) || is(RANGED_EXTENSIONS)
+}
+
+/// The extension of the last segment of a request path (`mp4` in `/a/b.mp4?x`), if any.
+fn extension(path: &[u8]) -> Option<&[u8]> {
     let path = &path[..path
         .iter()
         .position(|&b| b == b'?' || b == b'#')
         .unwrap_or(path.len())];
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
-    let Some(dot) = name.iter().rposition(|&b| b == b'.') else {
-        return false;
-    };
-    let ext = &name[dot + 1..];
-    RANGED_EXTENSIONS
-        .iter()
-        .any(|e| e.as_bytes().eq_ignore_ascii_case(ext))
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    Some(&name[dot + 1..])
 }
 
 /// New value of response header `name` (lowercase), or `None` when it stays.
@@ -439,6 +448,11 @@ mod tests {
             ("/dir.mp4/page", None, false),
             ("/file.", None, false),
             ("/x?name=a.mp4", None, false),
+            // Playlists and captions are rewritten, whoever asks for them.
+            ("/live/index.m3u8", Some("video"), false),
+            ("/manifest.mpd", Some("video"), false),
+            ("/subs/en.vtt", Some("track"), false),
+            ("/subs/en", Some("track"), false),
         ];
         for (path, dest, want) in cases {
             assert_eq!(

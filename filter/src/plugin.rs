@@ -426,27 +426,39 @@ impl HttpContext for Stream {
     }
 
     fn on_log(&mut self) {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = self.shared.clone() else {
             return;
         };
-        if let Body::Rewrite(stream) = &self.body {
+        self.end_response_body();
+        self.end_request_body();
+        self.tally.flush(&shared.metrics);
+    }
+}
+
+impl Stream {
+    /// The response body is done with (ended, reset, or the stream is logged): its figures go
+    /// to the tally, and nothing more of it is rewritten.
+    fn end_response_body(&mut self) {
+        if let Body::Rewrite(stream) = std::mem::replace(&mut self.body, Body::Pass) {
             let stats = stream.stats();
             self.tally.body_bytes_in += stats.bytes_in;
             self.tally.body_bytes_out += stats.bytes_out;
             self.tally.body_matches += stats.matches;
             self.tally.integrity_removed += stats.integrity_removed;
         }
-        if let RequestBody::Hold(stream) | RequestBody::Stream(stream) = &self.request {
+    }
+
+    /// The request body is done with: its figures go to the tally.
+    fn end_request_body(&mut self) {
+        let request = std::mem::replace(&mut self.request, RequestBody::Pass);
+        if let RequestBody::Hold(stream) | RequestBody::Stream(stream) = request {
             let stats = stream.stats();
             self.tally.request_body_bytes_in += stats.bytes_in;
             self.tally.request_body_bytes_out += stats.bytes_out;
             self.tally.request_body_matches += stats.matches;
         }
-        self.tally.flush(&shared.metrics);
     }
-}
 
-impl Stream {
     /// Sends the geo redirect if the request gets one (then returns the action to end the
     /// request's filter chain with).
     fn geo_redirect(&mut self, shared: &Shared, redirect: &RedirectConfig) -> Option<Action> {
@@ -637,7 +649,7 @@ impl Stream {
     }
 
     fn reset_request(&mut self, chunk_len: usize) -> Action {
-        self.request = RequestBody::Pass;
+        self.end_request_body();
         if chunk_len > 0 {
             let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, chunk_len, &[]);
         }
@@ -661,9 +673,11 @@ impl Stream {
             .ok()
             .flatten()
             .unwrap_or_default();
+        // The path without its query: a query can carry tokens, which have no place in logs.
+        let path = path.split(|&b| b == b'?').next().unwrap_or_default();
         log::warn!(
             "response to {} reset: {failure}",
-            String::from_utf8_lossy(&path)
+            String::from_utf8_lossy(path)
         );
         self.reset(chunk_len)
     }
@@ -679,7 +693,7 @@ impl Stream {
     }
 
     fn reset(&mut self, chunk_len: usize) -> Action {
-        self.body = Body::Pass;
+        self.end_response_body();
         if chunk_len > 0 {
             let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, chunk_len, &[]);
         }

@@ -58,6 +58,14 @@ fn every_shipped_envoy_config_validates_with_only_its_files_replaced() {
         let named = node::file_paths(&doc);
         let named: BTreeSet<&str> = named.iter().map(String::as_str).collect();
         assert_eq!(named, expected(&name), "{name}: the files it names");
+        // A crashed VM is reloaded for the next request, not left answering 503 (checked by
+        // hand with a module that traps: FAIL_CLOSED kept every later request at 503).
+        let plugin = find_mapping(&doc, "root_id", "ferry").expect("the Ferry wasm filter");
+        assert_eq!(
+            plugin.get("failure_policy").and_then(|v| v.as_str()),
+            Some("FAIL_RELOAD"),
+            "{name}: the Ferry filter's failure_policy"
+        );
 
         let rendered = node::with_local_files(&path, &files).unwrap_or_else(|err| panic!("{err}"));
         let local = dir.path().join(&name);
@@ -85,6 +93,26 @@ fn every_shipped_envoy_config_validates_with_only_its_files_replaced() {
     let refused =
         Envoy::validate(&bad_path).expect_err("an unknown plugin field must not validate");
     assert!(refused.contains("no_such_field"), "{refused}");
+}
+
+/// The first mapping in `doc` (depth first) whose `key` is the string `value`.
+fn find_mapping<'a>(
+    doc: &'a serde_yaml::Value,
+    key: &str,
+    value: &str,
+) -> Option<&'a serde_yaml::Mapping> {
+    match doc {
+        serde_yaml::Value::Mapping(map) => {
+            if map.get(key).and_then(|v| v.as_str()) == Some(value) {
+                return Some(map);
+            }
+            map.values().find_map(|v| find_mapping(v, key, value))
+        }
+        serde_yaml::Value::Sequence(items) => {
+            items.iter().find_map(|v| find_mapping(v, key, value))
+        }
+        _ => None,
+    }
 }
 
 /// `text` with the demo site's look-alike domains (`example.community`, `myexample.com`, ...)

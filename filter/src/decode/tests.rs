@@ -342,6 +342,20 @@ fn zstd_frames_windows_dictionaries_and_skippable_frames() {
         .map(|b| b.len())
         .unwrap_err();
     assert!(err.to_string().contains("dictionary"), "{err}");
+    // A block header that claims more than 128 KiB is refused before its bytes are buffered.
+    let mut oversized = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00];
+    let header = (200_000u32 << 3) | 1;
+    oversized.extend_from_slice(&header.to_le_bytes()[..3]);
+    let mut d = Decoder::new(Coding::Zstd, DecodeLimits::default());
+    let err = d.push(&oversized, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("128 KiB"), "{err}");
+    // Frames without the optional content checksum decode (nothing to check them against).
+    let mut e = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    e.include_checksum(false).unwrap();
+    e.write_all(&body).unwrap();
+    let unchecked = e.finish().unwrap();
+    assert_eq!(unchecked[4] & 0x04, 0, "no checksum flag");
+    assert_eq!(decode_all(Coding::Zstd, &unchecked).unwrap(), body);
 }
 
 #[test]
