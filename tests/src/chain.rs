@@ -41,11 +41,14 @@ pub enum OriginKind {
     Site,
     /// A local TLS test origin with no routes: the test adds them ([`Chain::origin`]).
     Empty,
-    /// A real origin at `host:port`, verified against the CA bundle `ca`.
+    /// A real origin at `host:port`, verified against the CA bundle `ca`; `host` is the SNI
+    /// and the name its certificate must carry. With an `address`, Envoy connects there instead
+    /// of resolving `host` (as curl's `--resolve` does).
     Remote {
         host: String,
         port: u16,
         ca: PathBuf,
+        address: Option<SocketAddr>,
     },
 }
 
@@ -314,6 +317,11 @@ impl Chain {
             .expect("this chain has no local origin (it points at a remote one)")
     }
 
+    /// The local test origin, or `None` when the chain points at a remote one.
+    pub fn local_origin(&self) -> Option<&Origin> {
+        self.origin.as_ref()
+    }
+
     /// The demo site's domains, as the plugin configuration says.
     pub fn site(&self) -> &Site {
         &self.site
@@ -363,12 +371,18 @@ fn with_origin(
     pki: &Pki,
     site: &Site,
 ) -> Result<(EnvoyConfig, Option<Origin>), String> {
-    if let OriginKind::Remote { host, port, ca } = &options.origin {
-        let config = config
-            .origin_host(host, *port)
-            .origin_ca(ca)
-            .origin_name(host);
-        return Ok((config, None));
+    if let OriginKind::Remote {
+        host,
+        port,
+        ca,
+        address,
+    } = &options.origin
+    {
+        let config = match address {
+            Some(address) => config.origin(*address),
+            None => config.origin_host(host, *port),
+        };
+        return Ok((config.origin_ca(ca).origin_name(host), None));
     }
     let domain = &options.origin_domain;
     let names = options

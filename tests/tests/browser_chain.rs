@@ -235,6 +235,7 @@ fn a_django_admin_edit_through_the_mirror_changes_no_stored_value() {
             host: "localhost".into(),
             port: site.server().addr().port(),
             ca: pki.ca_path(),
+            address: None,
         },
         ..ChainOptions::default()
     });

@@ -36,6 +36,7 @@ fn page_loads_against_a_thread_per_connection_origin_never_hang() {
             host: "localhost".into(),
             port: site.addr().port(),
             ca: pki.ca_path(),
+            address: None,
         },
         ..ChainOptions::default()
     });

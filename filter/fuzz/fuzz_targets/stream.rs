@@ -1,8 +1,8 @@
-//! The streaming driver against the simulated Envoy: a fuzzer-chosen body, plain or gzip- or
-//! deflate-encoded, cut into fuzzer-chosen chunks and ended with the last chunk, an empty chunk
-//! or trailers, reaches the client exactly as the whole-body rewrite, or (only when trailers
-//! follow an undecided end) as a visible failure after a correct prefix. Never a panic, never
-//! a different byte.
+//! The streaming driver against the simulated Envoy: a fuzzer-chosen body, plain or encoded
+//! (gzip, deflate, brotli, zstd), cut into fuzzer-chosen chunks and ended with the last chunk,
+//! an empty chunk or trailers, reaches the client exactly as the whole-body rewrite, or (only
+//! when trailers follow an undecided end) as a visible failure after a correct prefix. Never a
+//! panic, never a different byte.
 #![no_main]
 
 use std::io::Write;
@@ -28,7 +28,13 @@ fuzz_target!(|data: &[u8]| {
     let html = knobs & 2 == 0;
     let ending =
         [Ending::LastChunk, Ending::EmptyChunk, Ending::Trailers][(knobs >> 2) as usize % 3];
-    let coding = [None, Some(Coding::Gzip), Some(Coding::Deflate)][(knobs >> 4) as usize % 3];
+    let coding = [
+        None,
+        Some(Coding::Gzip),
+        Some(Coding::Deflate),
+        Some(Coding::Brotli),
+        Some(Coding::Zstd),
+    ][(knobs >> 4) as usize % 5];
 
     let whole = deliver(
         &pipeline,
@@ -44,11 +50,19 @@ fuzz_target!(|data: &[u8]| {
             e.write_all(body).unwrap();
             e.finish().unwrap()
         }
-        Some(_) => {
+        Some(Coding::Deflate) => {
             let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
             e.write_all(body).unwrap();
             e.finish().unwrap()
         }
+        Some(Coding::Brotli) => {
+            let mut out = Vec::new();
+            let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            e.write_all(body).unwrap();
+            drop(e);
+            out
+        }
+        Some(Coding::Zstd) => zstd::encode_all(body, 3).unwrap(),
     };
     let chunks = ferry_filter::testing::cut(&wire, cuts, 37);
     let decoder = coding.map(|c| Decoder::new(c, DecodeLimits::default()));

@@ -15,10 +15,18 @@
 //! own host name (`www.example.com`) and its mirror (`www.example.cn`), the names a real origin
 //! serves (Django's `ALLOWED_HOSTS`, nginx's `server_name`), and their checks accept any answer
 //! below 400 (a real site's `/` may redirect) but no origin-domain name left in the mirror's body
-//! or `Location`. Bad flags exit 64 before anything is started; a busy port or a part that fails
-//! exits 1 with one line that says why.
+//! or `Location`. Before anything starts, the origin's host must resolve and something must
+//! accept connections there; `--origin-address IP[:PORT]` connects to that address instead, as
+//! curl's `--resolve` does (the URL's host stays the SNI, the certificate's name and the
+//! `Host`). `--path` is the
+//! page the lines ask for (default `/`), for a site with nothing at `/`.
+//!
+//! Envoy's log and access log live in a temp directory that goes when the demo stops; they are
+//! copied into the state directory then. Bad flags exit 64 before anything is started; a busy
+//! port, an origin that cannot be reached or a part that fails exits 1 with one line that says
+//! why.
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -26,9 +34,10 @@ use std::time::Duration;
 use clap::Parser;
 use ferry_filter::config::DomainPair;
 use ferry_filter::rewrite::{Context, Rewriter};
+use ferry_tests::browser::spki_sha256_base64;
 use ferry_tests::chain::{Chain, ChainOptions, OriginKind};
-use ferry_tests::envoy::node;
-use ferry_tests::site::PAGES;
+use ferry_tests::envoy::{node, stat_value};
+use ferry_tests::site::{Site, PAGES};
 use ferry_tests::{paths, Client, EnvoyConfig, Request, Response};
 
 /// Exit status for bad command-line flags (sysexits EX_USAGE).
@@ -47,16 +56,24 @@ struct Cli {
     /// Where Envoy's admin interface listens.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
     admin: SocketAddr,
-    /// Where the CA, the certificates and the GeoIP database are written.
+    /// Where the CA, the certificates and the GeoIP database are written, and where Envoy's log
+    /// and access log are saved when the demo stops (envoy.log, access.log).
     #[arg(long, value_name = "DIR", default_value_os_t = default_state_dir())]
     state_dir: PathBuf,
     /// The Envoy node config (its addresses and files are replaced).
     #[arg(long, value_name = "FILE", default_value_os_t = node::us_east())]
     config: PathBuf,
     /// A real origin instead of the demo site, e.g. `https://www.example.com`: its certificate is
-    /// verified against --origin-ca for the URL's host, which is also the SNI.
+    /// verified against --origin-ca for the URL's host, which is also the SNI. The host must
+    /// resolve here, unless --origin-address says where to connect.
     #[arg(long, value_name = "URL")]
     origin: Option<String>,
+    /// Connect to --origin at this address instead of what its host resolves to, like curl's
+    /// --resolve: the URL's host stays the SNI, the name the certificate must carry and the Host
+    /// the origin is asked for. PORT defaults to the URL's. E.g. 127.0.0.1 or 10.0.0.5:8443
+    /// ([::1]:8443 for IPv6).
+    #[arg(long, value_name = "IP[:PORT]", requires = "origin")]
+    origin_address: Option<String>,
     /// The CA bundle that verifies --origin.
     #[arg(long, value_name = "FILE", default_value = node::SYSTEM_CA)]
     origin_ca: PathBuf,
@@ -76,6 +93,10 @@ struct Cli {
     /// A MaxMind country database instead of the one built from tests/data/geo-sample.txt.
     #[arg(long, value_name = "FILE")]
     geo_db: Option<PathBuf>,
+    /// The page the checks and the printed curl lines ask for, e.g. /admin/ for a site with
+    /// nothing at / (a query may follow: /search?q=x).
+    #[arg(long, value_name = "PATH", default_value = "/")]
+    path: String,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -94,8 +115,24 @@ struct Plan {
     mirror_host: String,
     /// Whether the domain pair maps subdomains too.
     subdomains: bool,
-    remote: Option<String>,
+    /// The real origin, if any (else the demo site).
+    remote: Option<Remote>,
     own_cert: bool,
+    /// The page every line asks for (--path).
+    path: String,
+}
+
+/// A real origin (--origin) and where the demo connects to it.
+struct Remote {
+    /// The --origin URL as given.
+    url: String,
+    /// Its host: the SNI, and the name its certificate must carry.
+    host: String,
+    port: u16,
+    /// --origin-address: where to connect instead of what `host` resolves to.
+    address: Option<SocketAddr>,
+    /// The CA bundle that verifies it (--origin-ca).
+    ca: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -130,6 +167,11 @@ fn main() -> ExitCode {
 /// Check the flags and turn them into chain options.
 fn plan(cli: &Cli) -> Result<Plan, String> {
     let remote = cli.origin.as_deref().map(parse_origin).transpose()?;
+    let address = match (&cli.origin_address, &remote) {
+        (Some(text), Some((_, port))) => Some(parse_address(text, *port)?),
+        _ => None,
+    };
+    let path = parse_path(&cli.path)?;
     let origin_domain = match (&cli.origin_domain, &remote) {
         (Some(domain), _) => domain.clone(),
         (None, Some((host, _))) => host.strip_prefix("www.").unwrap_or(host).to_owned(),
@@ -187,12 +229,29 @@ fn plan(cli: &Cli) -> Result<Plan, String> {
             redirect["port"] = cli.listen.port().into();
         }
     }
+    // The China line shows the geo redirect, which an exempt path does not get.
+    let exempt = json["redirect"]["exempt_paths"]
+        .as_array()
+        .and_then(|prefixes| {
+            prefixes
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .find(|prefix| path.starts_with(prefix))
+        });
+    if let (Some(prefix), None) = (exempt, &cli.geo_db) {
+        return Err(format!(
+            "--path {path} is exempt from the geo redirect (\"exempt_paths\": {prefix:?} in {}), \
+             so the line for visitors from China could not show it; give another path",
+            cli.config.display()
+        ));
+    }
 
     let origin = match &remote {
         Some((host, port)) => OriginKind::Remote {
             host: host.clone(),
             port: *port,
             ca: cli.origin_ca.clone(),
+            address,
         },
         None => OriginKind::Site,
     };
@@ -209,6 +268,17 @@ fn plan(cli: &Cli) -> Result<Plan, String> {
         geo_db: cli.geo_db.clone(),
         ..ChainOptions::default()
     };
+    let remote = cli
+        .origin
+        .clone()
+        .zip(remote)
+        .map(|(url, (host, port))| Remote {
+            url,
+            host,
+            port,
+            address,
+            ca: cli.origin_ca.clone(),
+        });
     Ok(Plan {
         options,
         origin_domain,
@@ -216,8 +286,9 @@ fn plan(cli: &Cli) -> Result<Plan, String> {
         origin_host,
         mirror_host,
         subdomains,
-        remote: cli.origin.clone(),
+        remote,
         own_cert: cli.cert.is_some(),
+        path,
     })
 }
 
@@ -272,7 +343,8 @@ fn parse_origin(url: &str) -> Result<(String, u16), String> {
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(invalid(
-            "a path or query cannot be proxied to; give the site's root",
+            "a path or query cannot be proxied to; give the site's root, and the page to check \
+             with --path",
         ));
     }
     let host = uri.host().ok_or_else(|| invalid("no host"))?;
@@ -282,6 +354,51 @@ fn parse_origin(url: &str) -> Result<(String, u16), String> {
         ));
     }
     Ok((host.to_ascii_lowercase(), uri.port_u16().unwrap_or(443)))
+}
+
+/// `IP[:PORT]` (`[IPv6]:PORT`) as an address, with `port` when none is given.
+fn parse_address(text: &str, port: u16) -> Result<SocketAddr, String> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(text);
+    let addr = match (text.parse::<SocketAddr>(), bare.parse::<IpAddr>()) {
+        (Ok(addr), _) => addr,
+        (_, Ok(ip)) => SocketAddr::new(ip, port),
+        _ => {
+            return Err(format!(
+                "--origin-address {text:?} is not an IP address with an optional port, such as \
+                 127.0.0.1 or 127.0.0.1:8443 ([::1]:8443 for IPv6); the name is the --origin \
+                 URL's host, kept for SNI, the certificate and Host"
+            ))
+        }
+    };
+    if addr.port() == 0 {
+        return Err(format!(
+            "--origin-address {text:?}: port 0 cannot be connected to"
+        ));
+    }
+    Ok(addr)
+}
+
+/// A request target that curl sends as given: `/`, then visible ASCII, no fragment.
+fn parse_path(path: &str) -> Result<String, String> {
+    let invalid = |reason: &str| format!("--path {path:?} is not valid: {reason}");
+    if !path.starts_with('/') {
+        return Err(invalid("it must start with /, e.g. /admin/"));
+    }
+    if !path.bytes().all(|byte| (0x21..0x7f).contains(&byte)) {
+        return Err(invalid(
+            "spaces, control and non-ASCII characters must be percent-encoded",
+        ));
+    }
+    if path.contains('#') {
+        return Err(invalid("a fragment (#...) is never sent to a server"));
+    }
+    if path.parse::<http::uri::PathAndQuery>().is_err() {
+        return Err(invalid("not a URL path and query"));
+    }
+    Ok(path.to_owned())
 }
 
 /// A DNS name of two or more labels.
@@ -302,13 +419,16 @@ fn run(cli: &Cli, plan: Plan) -> Result<(), String> {
     paths::try_envoy_bin()?;
     paths::try_wasm_path()?;
     paths::try_relay_bin()?;
+    if let Some(remote) = &plan.remote {
+        check_origin(remote)?;
+    }
     let mut chain = Chain::try_start(plan.options.clone()).map_err(|err| one_line(&err))?;
 
     let lines = curl_lines(&plan, &chain);
     print_chain(&plan, &chain);
     let mut all_ok = true;
     for line in &lines {
-        all_ok &= line.print(&chain);
+        all_ok &= line.print(&plan, &chain);
     }
     println!(
         "\nFerry's counters:  curl -s 'http://{}/stats?filter=ferry'",
@@ -318,17 +438,93 @@ fn run(cli: &Cli, plan: Plan) -> Result<(), String> {
         let pages: Vec<&str> = PAGES.iter().map(|(path, _)| *path).collect();
         println!("Other pages: {}", pages.join(" "));
     }
+    print_browser_note(&plan, &chain);
     if !all_ok {
         println!(
-            "\nSome checks failed (marked above); Envoy's log: {}",
-            envoy_dir(&chain).join("envoy.log").display()
+            "\nSome checks failed (marked above); Envoy's log: {} (saved as {} when the demo \
+             stops)",
+            envoy_dir(&chain).join("envoy.log").display(),
+            shown(&chain.dir().join(ENVOY_LOG))
         );
     }
     println!("\nRunning; Ctrl-C stops it.");
 
-    let reason = wait_for_signal(&mut chain)?;
-    println!("\n{reason}: stopping");
-    Ok(())
+    let outcome = wait_for_signal(&mut chain);
+    if let Ok(reason) = &outcome {
+        println!("\n{reason}: stopping");
+    }
+    save_logs(&chain);
+    outcome.map(|_| ())
+}
+
+/// Where Envoy's log and access log are saved in the state directory when the demo stops.
+const ENVOY_LOG: &str = "envoy.log";
+const ACCESS_LOG: &str = "access.log";
+
+/// Copy Envoy's log and access log from its temp directory (removed when Envoy is dropped) into
+/// the state directory, and say where they are.
+fn save_logs(chain: &Chain) {
+    let envoy = chain.envoy();
+    let mut saved = Vec::new();
+    for (name, text) in [(ENVOY_LOG, envoy.log()), (ACCESS_LOG, envoy.access_log())] {
+        let path = chain.dir().join(name);
+        match std::fs::write(&path, text) {
+            Ok(()) => saved.push(shown(&path)),
+            Err(err) => eprintln!("ferry-demo: cannot save {}: {err}", path.display()),
+        }
+    }
+    if !saved.is_empty() {
+        println!("\nEnvoy's logs saved: {}", saved.join(" "));
+    }
+}
+
+/// Before anything starts: where Envoy will connect to the real origin (--origin-address, else
+/// what its host resolves to here) and that something accepts connections there, so that a
+/// name that does not resolve or an origin that is not running is said as such instead of
+/// showing up as Envoy's 503s.
+fn check_origin(remote: &Remote) -> Result<(), String> {
+    let host = &remote.host;
+    let (mut addrs, what): (Vec<SocketAddr>, String) = match remote.address {
+        Some(addr) => (vec![addr], "--origin-address".to_owned()),
+        None => {
+            let unresolved = |why: String| {
+                format!(
+                    "the --origin host {host} does not resolve here ({why}): pass \
+                     --origin-address IP[:PORT] to connect to the origin there while keeping \
+                     {host} for SNI, the certificate and Host (as curl's --resolve does), or \
+                     fix DNS (or /etc/hosts)"
+                )
+            };
+            let addrs: Vec<SocketAddr> = (host.as_str(), remote.port)
+                .to_socket_addrs()
+                .map_err(|err| unresolved(err.to_string()))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(unresolved("no address".to_owned()));
+            }
+            (addrs, format!("{host} resolves to it"))
+        }
+    };
+    // IPv4 first, as Envoy's origin cluster asks (dns_lookup_family: V4_PREFERRED).
+    addrs.sort_by_key(SocketAddr::is_ipv6);
+    let mut failure = String::new();
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, Duration::from_secs(5)) {
+            Ok(_) => return Ok(()),
+            Err(err) => failure = format!("{addr} ({what}): {err}"),
+        }
+    }
+    Err(format!(
+        "cannot connect to the origin at {failure}; is it running, and on port {}?",
+        addrs[0].port()
+    ))
+}
+
+/// The demo site and its local origin's address, when that is the chain's origin.
+fn demo_site(chain: &Chain) -> Option<(&Site, SocketAddr)> {
+    chain
+        .local_origin()
+        .map(|origin| (chain.site(), origin.addr()))
 }
 
 /// One curl line, with the same request made by the demo first.
@@ -366,7 +562,7 @@ enum Expect {
 
 impl CurlLine {
     /// Make the request, print the line and whether the response was what it says.
-    fn print(&self, chain: &Chain) -> bool {
+    fn print(&self, plan: &Plan, chain: &Chain) -> bool {
         let ca = self
             .ca
             .clone()
@@ -392,7 +588,7 @@ impl CurlLine {
         let outcome = client
             .send(&request)
             .map_err(|err| err.to_string())
-            .and_then(|response| self.judge(chain, &response));
+            .and_then(|response| self.judge(plan, chain, &response));
         println!("\n{}", self.what);
         println!("  {}", self.curl);
         match outcome {
@@ -407,7 +603,7 @@ impl CurlLine {
         }
     }
 
-    fn judge(&self, chain: &Chain, response: &Response) -> Result<String, String> {
+    fn judge(&self, plan: &Plan, chain: &Chain, response: &Response) -> Result<String, String> {
         let status = response.status;
         match &self.expect {
             Expect::Redirect(location) => {
@@ -422,7 +618,9 @@ impl CurlLine {
             }
             Expect::Page if status == 200 => Ok(format!("200, {} bytes", response.body.len())),
             Expect::Rewritten if status == 200 => {
-                let site = chain.site();
+                let Some((site, _)) = demo_site(chain) else {
+                    return Err("200, but there is no demo site to compare it with".to_owned());
+                };
                 let page = site
                     .kept()
                     .iter()
@@ -443,7 +641,7 @@ impl CurlLine {
             }
             Expect::Page | Expect::Rewritten => Err(format!("expected 200, got {status}")),
             Expect::Served { asked } | Expect::Mirrored { asked, .. } if status >= 400 => {
-                Err(refused(asked, response))
+                Err(refused(plan, chain, asked, response))
             }
             Expect::Served { .. } => Ok(answer(response)),
             Expect::Mirrored {
@@ -495,21 +693,86 @@ fn answer(response: &Response) -> String {
     }
 }
 
-/// Why a 4xx/5xx answer fails a real origin's line: who gave it, and what it said. `asked` is
-/// the host the origin was asked for.
-fn refused(asked: &str, response: &Response) -> String {
+/// Why a 4xx/5xx answer fails a real origin's line: who gave it, what it said, and what that
+/// usually means. `asked` is the host the origin was asked for.
+fn refused(plan: &Plan, chain: &Chain, asked: &str, response: &Response) -> String {
     let status = response.status;
+    let path = &plan.path;
     // Envoy's router marks what came from the upstream; anything else is Envoy's own answer.
     if response.header("x-envoy-upstream-service-time").is_some() {
-        format!(
-            "expected a page or a redirect, got {status} from the origin, asked for Host {asked} \
-             (does it serve that name? Django answers 400 to a Host outside ALLOWED_HOSTS)"
-        )
+        let got = format!(
+            "expected a page or a redirect, got {status} from the origin for {path}, asked for \
+             Host {asked}"
+        );
+        let hint = match status {
+            400 => format!(
+                "does it serve that name? Django answers 400 to a Host outside ALLOWED_HOSTS \
+                 (add {asked} there)"
+            ),
+            404 => format!(
+                "it has no page at {path}; give --path with one it serves, e.g. --path /admin/"
+            ),
+            421 => {
+                format!("it does not serve {asked} on this connection (421 Misdirected Request)")
+            }
+            401 | 403 => format!("{path} needs a login or is forbidden; give another --path"),
+            _ => return got,
+        };
+        format!("{got}: {hint}")
     } else {
         let text = response.text();
         let said = text.lines().next().unwrap_or("").trim();
         let said: String = said.chars().take(200).collect();
-        format!("expected a page or a redirect, got {status} from Envoy: {said:?}")
+        let got = format!("expected a page or a redirect, got {status} from Envoy: {said:?}");
+        match envoy_hint(plan, chain, &text) {
+            Some(hint) => format!("{got}; {hint}"),
+            None => got,
+        }
+    }
+}
+
+/// What an Envoy error page about a real origin means, from the page and the `origin` cluster's
+/// counters (the page itself does not say why a connection failed).
+fn envoy_hint(plan: &Plan, chain: &Chain, text: &str) -> Option<String> {
+    let remote = plan.remote.as_ref()?;
+    let host = &remote.host;
+    let at = match remote.address {
+        Some(addr) => format!("{addr} (--origin-address)"),
+        None => format!("{host}:{}", remote.port),
+    };
+    let stats = chain
+        .envoy()
+        .admin_get("/stats?filter=cluster.origin.")
+        .map(|response| response.text())
+        .unwrap_or_default();
+    let count = |name: &str| stat_value(&stats, &format!("cluster.origin.{name}")).unwrap_or(0);
+    if count("ssl.fail_verify_san") > 0 {
+        Some(format!(
+            "the origin's certificate at {at} does not carry the name {host}, the --origin \
+             URL's host (Envoy's cluster.origin.ssl.fail_verify_san)"
+        ))
+    } else if count("ssl.fail_verify_error") > 0 {
+        Some(format!(
+            "the origin's certificate at {at} did not verify against --origin-ca {} (Envoy's \
+             cluster.origin.ssl.fail_verify_error): give the CA that issued it",
+            shown(&remote.ca)
+        ))
+    } else if text.contains("no healthy upstream") && remote.address.is_none() {
+        Some(format!(
+            "Envoy has no address for {host}: its DNS lookup failed or found nothing; pass \
+             --origin-address IP[:PORT], or fix DNS"
+        ))
+    } else if count("upstream_cx_connect_fail") > 0 {
+        Some(format!(
+            "Envoy could not connect to the origin at {at} (Envoy's \
+             cluster.origin.upstream_cx_connect_fail)"
+        ))
+    } else if text.contains("upstream connect error") || text.contains("no healthy upstream") {
+        Some(format!(
+            "the connection to the origin at {at} failed; see Envoy's log"
+        ))
+    } else {
+        None
     }
 }
 
@@ -553,11 +816,13 @@ fn curl_lines(plan: &Plan, chain: &Chain) -> Vec<CurlLine> {
         Some(path) => format!("--cacert {} ", shown(path)),
         None => String::new(),
     };
+    // Every line asks for --path; the geo redirect keeps it.
+    let path = &plan.path;
     let url = |host: &str| {
         if port == 443 {
-            format!("https://{host}/")
+            format!("https://{host}{path}")
         } else {
-            format!("https://{host}:{port}/")
+            format!("https://{host}:{port}{path}")
         }
     };
     let resolve = |host: &str| format!("--resolve {host}:{port}:{ip}");
@@ -588,10 +853,10 @@ fn curl_lines(plan: &Plan, chain: &Chain) -> Vec<CurlLine> {
             "curl {}{} {}",
             cacert(&mirror_ca),
             resolve(mirror_host),
-            url(mirror_host)
+            shell_word(&url(mirror_host))
         ),
         host: mirror_host.clone(),
-        path: "/".to_owned(),
+        path: path.clone(),
         from: None,
         ca: mirror_ca,
         expect: if plan.remote.is_some() {
@@ -618,10 +883,10 @@ fn curl_lines(plan: &Plan, chain: &Chain) -> Vec<CurlLine> {
                 "curl -si {}{} --interface {CHINA} {}",
                 cacert(&demo_ca),
                 resolve(origin_host),
-                url(origin_host)
+                shell_word(&url(origin_host))
             ),
             host: origin_host.clone(),
-            path: "/".to_owned(),
+            path: path.clone(),
             from: Some(china),
             ca: demo_ca.clone(),
             expect: Expect::Redirect(url(mirror_host)),
@@ -632,10 +897,10 @@ fn curl_lines(plan: &Plan, chain: &Chain) -> Vec<CurlLine> {
                 "curl {}{} --interface {UNITED_STATES} {}",
                 cacert(&demo_ca),
                 resolve(origin_host),
-                url(origin_host)
+                shell_word(&url(origin_host))
             ),
             host: origin_host.clone(),
-            path: "/".to_owned(),
+            path: path.clone(),
             from: Some(us),
             ca: demo_ca.clone(),
             expect: if plan.remote.is_some() {
@@ -664,34 +929,91 @@ fn print_chain(plan: &Plan, chain: &Chain) {
         envoy.listener("http"),
         envoy.admin_addr()
     );
-    match &plan.remote {
-        Some(url) => {
-            println!("  origin          {url}");
+    match (&plan.remote, demo_site(chain)) {
+        (Some(remote), _) => {
+            match remote.address {
+                Some(addr) => println!(
+                    "  origin          {}  at {addr}  (--origin-address; SNI and certificate \
+                     name {})",
+                    remote.url, remote.host
+                ),
+                None => println!("  origin          {}", remote.url),
+            }
             println!(
                 "  hosts           {} (mirror, asked of the origin as {}) and {}",
                 plan.mirror_host, plan.origin_host, plan.origin_host
             );
         }
-        None => println!(
-            "  demo origin     https://{}  (the demo site of {}, with a certificate for it)",
-            chain.origin().addr(),
+        (None, Some((_, addr))) => println!(
+            "  demo origin     https://{addr}  (the demo site of {}, with a certificate for it)",
             plan.origin_domain
         ),
+        (None, None) => {}
     }
     println!(
         "  state           {}  (ca.pem, certificates, geo.mmdb; a new CA each run)",
         shown(chain.dir())
     );
+    let dir = envoy_dir(chain);
     println!(
-        "  access log      {}",
-        envoy_dir(chain).join("stdout").display()
+        "  Envoy's log     {}  (a temp dir, removed at exit: saved as {} then)",
+        dir.join("envoy.log").display(),
+        shown(&chain.dir().join(ENVOY_LOG))
+    );
+    println!(
+        "  access log      {}  (saved as {})",
+        dir.join("stdout").display(),
+        shown(&chain.dir().join(ACCESS_LOG))
     );
 }
 
-/// The directory of Envoy's config, log and access log.
+/// For a browser: pages link to the mirror without a port, that is on 443, so with the relay on
+/// another port only the first page comes from it unless the browser maps 443 there.
+fn print_browser_note(plan: &Plan, chain: &Chain) {
+    let relay = chain.relay_addr();
+    if relay.port() == 443 {
+        return;
+    }
+    let mirror = &plan.mirror;
+    let mut rules = format!("MAP {mirror}:443 {relay}");
+    if plan.subdomains {
+        rules.push_str(&format!(", MAP *.{mirror}:443 {relay}"));
+    }
+    let pin = if plan.own_cert {
+        String::new()
+    } else {
+        format!(
+            " --ignore-certificate-errors-spki-list={}",
+            spki_sha256_base64(chain.mirror_spki())
+        )
+    };
+    let page = format!("https://{}{}", plan.mirror_host, plan.path);
+    println!(
+        "\nIn a browser: the mirror's pages link to https://{}/... on port 443, not {}; listen on \
+         443, or map 443 to the relay:",
+        plan.mirror_host,
+        relay.port()
+    );
+    println!(
+        "  chromium --user-data-dir=\"$(mktemp -d)\" --host-resolver-rules='{rules}'{pin} {}",
+        shell_word(&page)
+    );
+}
+
+/// The directory of Envoy's config, log and access log (removed when Envoy stops).
 fn envoy_dir(chain: &Chain) -> PathBuf {
     let config = chain.envoy().config_path();
     config.parent().map_or(config.clone(), Path::to_path_buf)
+}
+
+/// `word` as one word for a POSIX shell: as it is when the shell reads it so, else quoted.
+fn shell_word(word: &str) -> String {
+    let plain = |byte: u8| byte.is_ascii_alphanumeric() || b"/:._-~%+=,@".contains(&byte);
+    if !word.is_empty() && word.bytes().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// `path` relative to the current directory when it is below it.
@@ -780,6 +1102,41 @@ mod tests {
         );
         assert!(hosts("app.example.com", false).is_err());
         assert!(hosts("a.b.example.com", true).is_err());
+    }
+
+    #[test]
+    fn an_origin_address_is_an_ip_with_the_url_port_by_default() {
+        let addr = |text| parse_address(text, 18443);
+        assert_eq!(addr("127.0.0.1"), Ok("127.0.0.1:18443".parse().unwrap()));
+        assert_eq!(addr("10.0.0.5:8443"), Ok("10.0.0.5:8443".parse().unwrap()));
+        assert_eq!(addr("::1"), Ok("[::1]:18443".parse().unwrap()));
+        assert_eq!(addr("[::1]"), Ok("[::1]:18443".parse().unwrap()));
+        assert_eq!(addr("[::1]:8443"), Ok("[::1]:8443".parse().unwrap()));
+        for bad in ["app.example.com", "127.0.0.1:0", "127.0.0.1:x", ""] {
+            assert!(addr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_path_is_sent_as_given() {
+        assert_eq!(parse_path("/admin/"), Ok("/admin/".to_owned()));
+        assert_eq!(parse_path("/s?q=a&b=%20"), Ok("/s?q=a&b=%20".to_owned()));
+        for bad in ["admin/", "/a b", "/a#top", "/caf\u{e9}", ""] {
+            assert!(parse_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_are_quoted_for_the_shell_when_needed() {
+        assert_eq!(
+            shell_word("https://a.example.cn:8443/admin/"),
+            "https://a.example.cn:8443/admin/"
+        );
+        assert_eq!(
+            shell_word("https://a.cn/s?q=1&x=2"),
+            "'https://a.cn/s?q=1&x=2'"
+        );
+        assert_eq!(shell_word("/it's"), r"'/it'\''s'");
     }
 
     #[test]
