@@ -989,8 +989,9 @@ fn print_browser_note(plan: &Plan, chain: &Chain) {
     };
     let page = format!("https://{}{}", plan.mirror_host, plan.path);
     println!(
-        "\nIn a browser: the mirror's pages link to https://{}/... on port 443, not {}; listen on \
-         443, or map 443 to the relay:",
+        "\nIn a browser: absolute links in the mirror's pages (https://{}/...) go to port 443, \
+         not {}; listen on 443, or map 443 to the relay (as root, Chromium also wants \
+         --no-sandbox):",
         plan.mirror_host,
         relay.port()
     );
