@@ -392,23 +392,11 @@ impl HttpContext for Stream {
         let Body::Rewrite(stream) = &mut self.body else {
             return Action::Continue;
         };
-        let buffer = match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
-            Ok(buffer) => buffer.unwrap_or_default(),
-            Err(_) => return self.host_failure(&shared, body_size),
-        };
-        let result = match stream.on_chunk(&shared.body, &buffer, end_of_stream) {
-            Plan::Keep => Ok(()),
-            Plan::Replace(bytes) => {
-                hostcalls::set_buffer(BufferType::HttpResponseBody, 0, buffer.len(), bytes)
-                    .map_err(|_| None)
-            }
-            Plan::Fail(failure) => Err(Some(failure)),
-        };
-        stream.shrink();
-        match result {
-            Ok(()) => Action::Continue,
-            Err(Some(failure)) => self.fail(&shared, &failure, buffer.len()),
-            Err(None) => self.host_failure(&shared, buffer.len()),
+        let buffer = BufferType::HttpResponseBody;
+        match run_chunk(stream, &shared.body, buffer, body_size, end_of_stream) {
+            Ok(_) => Action::Continue,
+            Err(ChunkError::Failed(failure, len)) => self.fail(&shared, &failure, len),
+            Err(ChunkError::Host(len)) => self.host_failure(&shared, len),
         }
     }
 
@@ -577,22 +565,8 @@ impl Stream {
         let RequestBody::Hold(stream) = &mut self.request else {
             return Action::Continue;
         };
-        let Ok(buffer) = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) else {
-            self.tally.host_errors += 1;
-            return self.fail_request_host(shared);
-        };
-        let buffer = buffer.unwrap_or_default();
-        let length = match stream.on_chunk(&shared.requests, &buffer, true) {
-            Plan::Keep => Ok(buffer.len()),
-            Plan::Replace(bytes) => {
-                hostcalls::set_buffer(BufferType::HttpRequestBody, 0, buffer.len(), bytes)
-                    .map(|()| bytes.len())
-                    .map_err(|_| None)
-            }
-            Plan::Fail(failure) => Err(Some(failure)),
-        };
-        stream.shrink();
-        match length {
+        let buffer = BufferType::HttpRequestBody;
+        match run_chunk(stream, &shared.requests, buffer, body_size, true) {
             Ok(length) => {
                 let value = length.to_string();
                 let map = MapType::HttpRequestHeaders;
@@ -603,8 +577,8 @@ impl Stream {
                 }
                 Action::Continue
             }
-            Err(Some(failure)) => self.fail_request(shared, &failure, buffer.len()),
-            Err(None) => self.fail_request_host(shared),
+            Err(ChunkError::Failed(failure, len)) => self.fail_request(shared, &failure, len),
+            Err(ChunkError::Host(_)) => self.fail_request_host(shared),
         }
     }
 
@@ -613,24 +587,11 @@ impl Stream {
         let RequestBody::Stream(stream) = &mut self.request else {
             return Action::Continue;
         };
-        let Ok(buffer) = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) else {
-            self.tally.host_errors += 1;
-            return self.fail_request_host(shared);
-        };
-        let buffer = buffer.unwrap_or_default();
-        let result = match stream.on_chunk(&shared.requests, &buffer, end_of_stream) {
-            Plan::Keep => Ok(()),
-            Plan::Replace(bytes) => {
-                hostcalls::set_buffer(BufferType::HttpRequestBody, 0, buffer.len(), bytes)
-                    .map_err(|_| None)
-            }
-            Plan::Fail(failure) => Err(Some(failure)),
-        };
-        stream.shrink();
-        match result {
-            Ok(()) => Action::Continue,
-            Err(Some(failure)) => self.fail_request(shared, &failure, buffer.len()),
-            Err(None) => self.fail_request_host(shared),
+        let buffer = BufferType::HttpRequestBody;
+        match run_chunk(stream, &shared.requests, buffer, body_size, end_of_stream) {
+            Ok(_) => Action::Continue,
+            Err(ChunkError::Failed(failure, len)) => self.fail_request(shared, &failure, len),
+            Err(ChunkError::Host(_)) => self.fail_request_host(shared),
         }
     }
 
@@ -643,6 +604,7 @@ impl Stream {
     }
 
     fn fail_request_host(&mut self, shared: &Shared) -> Action {
+        self.tally.host_errors += 1;
         shared.metrics.add(Counter::RequestBodiesReset, 1);
         log::warn!("a host call failed in a request body; the stream is reset");
         self.reset_request(0)
@@ -702,4 +664,36 @@ impl Stream {
         }
         Action::Pause
     }
+}
+
+/// Why a chunk could not go on: the body cannot be delivered faithfully, or a host call
+/// failed; with the length of the chunk Envoy holds (to drop before the reset).
+enum ChunkError {
+    Failed(Failure, usize),
+    Host(usize),
+}
+
+/// Puts the `body_size` bytes Envoy holds in `buffer` through `stream` and carries out its
+/// plan; the length of what goes on, or why nothing may.
+fn run_chunk(
+    stream: &mut BodyStream,
+    pipeline: &BodyRewriter,
+    buffer: BufferType,
+    body_size: usize,
+    end_of_stream: bool,
+) -> Result<usize, ChunkError> {
+    let chunk = match hostcalls::get_buffer(buffer, 0, body_size) {
+        Ok(chunk) => chunk.unwrap_or_default(),
+        Err(_) => return Err(ChunkError::Host(body_size)),
+    };
+    let result = match stream.on_chunk(pipeline, &chunk, end_of_stream) {
+        Plan::Keep => Ok(chunk.len()),
+        Plan::Replace(bytes) => hostcalls::set_buffer(buffer, 0, chunk.len(), bytes)
+            .map(|()| bytes.len())
+            .map_err(|_| ChunkError::Host(chunk.len())),
+        Plan::Fail(failure) => Err(ChunkError::Failed(failure, chunk.len())),
+    };
+    // The plan borrowed the stream's buffers until now.
+    stream.shrink();
+    result
 }

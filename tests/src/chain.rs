@@ -312,8 +312,7 @@ impl Chain {
     /// # Panics
     /// If the chain points at a remote origin.
     pub fn origin(&self) -> &Origin {
-        self.origin
-            .as_ref()
+        self.local_origin()
             .expect("this chain has no local origin (it points at a remote one)")
     }
 
