@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferry_tests::chain::{Chain, ChainOptions};
+use ferry_tests::origin::Protocol;
 use ferry_tests::{form, Client, Envoy, EnvoyConfig, Origin, Reply, Request};
 
 /// Values an origin puts in a page and expects back, as it wrote them.
@@ -146,11 +148,10 @@ fn json_and_text_bodies_come_back_as_the_origin_wrote_them() {
     }
 }
 
-#[test]
-fn a_multipart_upload_keeps_its_file_byte_for_byte() {
-    let origin = Origin::start();
-    origin.route("/upload", Reply::ok("text/plain", "ok"));
-    let envoy = ferry(&origin);
+/// A multipart upload: a text field naming the mirror and a binary file that contains mirror
+/// names, delimiter look-alikes and every byte value. Returns the content type, the body and
+/// the file.
+fn upload() -> (String, Vec<u8>, Vec<u8>) {
     let mut file = b"%PDF-1.7 https://www.example.cn/ \r\n--x\r\n".to_vec();
     file.extend((0..=255u8).cycle().take(20_000));
     file.extend_from_slice(b"example.cn");
@@ -167,33 +168,80 @@ fn a_multipart_upload_keeps_its_file_byte_for_byte() {
     );
     body.extend_from_slice(&file);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let client = Client::http1(envoy.listener_addr());
-    client
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    (content_type, body, file)
+}
+
+/// Posts [`upload`] with `client` and checks what the origin received: the text field
+/// rewritten, the file byte for byte, the exact new length.
+fn check_upload(client: &Client, origin: &Origin, what: &str) {
+    let (content_type, body, file) = upload();
+    let response = client
         .send(
             &Request::new("POST", "www.example.cn", "/upload")
-                .header(
-                    "content-type",
-                    &format!("multipart/form-data; boundary={boundary}"),
-                )
+                .header("content-type", &content_type)
                 .body(body.clone()),
         )
-        .expect("the upload");
+        .unwrap_or_else(|e| panic!("{what}: the upload: {e}"));
+    assert_eq!(response.status, 200, "{what}");
     let got = origin.last_request().expect("seen");
     let text = "Notes for https://www.example.com/docs";
     let received = &got.body;
     assert!(
         received.windows(text.len()).any(|w| w == text.as_bytes()),
-        "the text field is rewritten"
+        "{what}: the text field is rewritten"
     );
     assert!(
         received.windows(file.len()).any(|w| w == &file[..]),
-        "the file arrives byte for byte"
+        "{what}: the file arrives byte for byte"
     );
-    assert_eq!(received.len(), body.len() + 1, "one name one byte longer");
+    assert_eq!(
+        received.len(),
+        body.len() + 1,
+        "{what}: one name one byte longer"
+    );
     assert_eq!(
         got.header("content-length"),
-        Some(received.len().to_string().as_str())
+        Some(received.len().to_string().as_str()),
+        "{what}"
     );
+}
+
+#[test]
+fn a_multipart_upload_keeps_its_file_byte_for_byte() {
+    let origin = Origin::start();
+    origin.route("/upload", Reply::ok("text/plain", "ok"));
+    let envoy = ferry(&origin);
+    check_upload(&Client::http1(envoy.listener_addr()), &origin, "ferry.yaml");
+}
+
+/// The same upload as a browser sends it to the US East node: over HTTP/2 through the relay,
+/// with TLS on both sides, to an origin that speaks HTTP/2 as well as to one on HTTP/1.1.
+#[test]
+fn a_multipart_upload_through_the_us_east_node_over_http2() {
+    for protocol in [Protocol::Auto, Protocol::Http1] {
+        let chain = Chain::start(
+            ChainOptions::default()
+                .empty_origin()
+                .origin_protocol(protocol),
+        );
+        chain
+            .origin()
+            .route("/upload", Reply::ok("text/plain", "ok"));
+        let client = Client::https_h2(chain.relay_addr(), "www.example.cn", &chain.ca_path());
+        check_upload(
+            &client,
+            chain.origin(),
+            &format!("us-east.yaml, origin {protocol:?}"),
+        );
+        let seen = chain.origin().last_request().expect("seen");
+        let want = if protocol == Protocol::Auto {
+            "HTTP/2.0"
+        } else {
+            "HTTP/1.1"
+        };
+        assert_eq!(seen.version, want, "the origin's protocol");
+    }
 }
 
 /// An origin that refuses request bodies without a length (as some WSGI set-ups effectively
