@@ -107,24 +107,6 @@ pub fn deliver(
     }
 }
 
-/// A small xorshift generator for the random tests (deterministic from its seed).
-#[derive(Debug, Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
-
 /// `body` cut into chunks whose lengths (1 to `max`) follow the bits of `seed` as they rotate:
 /// how the fuzz targets turn one input byte into a chunking.
 pub fn cut(body: &[u8], seed: u8, max: u32) -> Vec<&[u8]> {

@@ -26,6 +26,7 @@ use ferry_relay::forward::{
     forward, End, ForwardOptions, ForwardStats, Outcome, Side, StatsSnapshot,
 };
 use ferry_relay::splice::PipePool;
+use ferry_testkit::{Digest, Rng};
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -61,86 +62,11 @@ async fn within<F: Future>(secs: u64, what: &str, fut: F) -> F::Output {
         .unwrap_or_else(|_| panic!("{what}: not done within {secs} s"))
 }
 
-// ----- data: a deterministic stream and a split-independent digest -----
-
-/// A pseudo-random byte stream (xorshift64*) that both ends can regenerate from its seed.
-struct Stream(u64);
-
-impl Stream {
-    fn new(seed: u64) -> Stream {
-        Stream(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            let word = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-}
-
-/// Length plus an FNV-style hash over 8-byte words; the same however the bytes were split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Digest {
-    len: u64,
-    hash: u64,
-    tail: [u8; 8],
-    tail_len: usize,
-}
-
-impl Digest {
-    fn new() -> Digest {
-        Digest {
-            len: 0,
-            hash: 0xCBF2_9CE4_8422_2325,
-            tail: [0; 8],
-            tail_len: 0,
-        }
-    }
-
-    fn mix(&mut self, word: u64) {
-        self.hash = (self.hash ^ word)
-            .wrapping_mul(0x0000_0100_0000_01B3)
-            .rotate_left(23);
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        self.len += data.len() as u64;
-        if self.tail_len > 0 {
-            let take = (8 - self.tail_len).min(data.len());
-            self.tail[self.tail_len..self.tail_len + take].copy_from_slice(&data[..take]);
-            self.tail_len += take;
-            data = &data[take..];
-            if self.tail_len < 8 {
-                return;
-            }
-            self.mix(u64::from_le_bytes(self.tail));
-            self.tail_len = 0;
-        }
-        let mut words = data.chunks_exact(8);
-        for word in &mut words {
-            self.mix(u64::from_le_bytes(word.try_into().unwrap()));
-        }
-        let rest = words.remainder();
-        self.tail[..rest.len()].copy_from_slice(rest);
-        self.tail_len = rest.len();
-    }
-
-    /// (length, hash) with the tail folded in.
-    fn finish(mut self) -> (u64, u64) {
-        for i in 0..self.tail_len {
-            self.mix(u64::from(self.tail[i]) | 0x100);
-        }
-        (self.len, self.hash)
-    }
-}
+// ----- data: a deterministic stream (ferry_testkit's Rng) and its split-independent digest -----
 
 /// The digest of `len` bytes of stream `seed`, without sending them.
 fn expected(seed: u64, len: u64) -> (u64, u64) {
-    let mut stream = Stream::new(seed);
+    let mut stream = Rng(seed);
     let mut digest = Digest::new();
     let mut buf = vec![0; 64 * 1024];
     let mut left = len;
@@ -155,7 +81,7 @@ fn expected(seed: u64, len: u64) -> (u64, u64) {
 
 /// Writes `len` bytes of stream `seed`; returns their digest.
 async fn send(w: &mut (impl AsyncWrite + Unpin), seed: u64, len: u64) -> io::Result<(u64, u64)> {
-    let mut stream = Stream::new(seed);
+    let mut stream = Rng(seed);
     let mut digest = Digest::new();
     let mut buf = vec![0; 64 * 1024];
     let mut left = len;

@@ -2,10 +2,10 @@
 //!
 //! A [`Generator`] yields the byte at any offset, so the origin can stream a body in chunks of any
 //! size and a test can compute what it expects at any offset, or the digest of the whole, without
-//! holding either. [`Digest`] is FNV-1a 64 plus the length: not cryptographic, but any lost,
-//! duplicated or altered byte changes it.
+//! holding either. [`Digest`] and [`Rng`] are `ferry_testkit`'s, re-exported.
 
 use bytes::Bytes;
+pub use ferry_testkit::{splitmix64, Digest, Rng};
 
 /// A deterministic, random-access source of body bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,84 +118,6 @@ impl Generator {
             offset += n as u64;
         }
         digest
-    }
-}
-
-/// A deterministic pseudo-random generator (SplitMix64 over a counter), so a failing test
-/// replays with the same seed.
-#[derive(Debug, Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> u64 {
-        let out = splitmix64(self.0);
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        out
-    }
-
-    /// A value in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// 128 random bits.
-    pub fn u128(&mut self) -> u128 {
-        (u128::from(self.next()) << 64) | u128::from(self.next())
-    }
-}
-
-/// splitmix64: a well-mixed 64-bit hash of a 64-bit input.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// FNV-1a 64 of a byte stream, with its length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Digest {
-    /// Bytes fed so far.
-    pub len: u64,
-    /// FNV-1a 64 of those bytes.
-    pub hash: u64,
-}
-
-impl Digest {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-
-    /// The digest of nothing.
-    pub fn new() -> Self {
-        Self {
-            len: 0,
-            hash: Self::OFFSET_BASIS,
-        }
-    }
-
-    /// The digest of `data` in one go.
-    pub fn of(data: &[u8]) -> Self {
-        let mut digest = Self::new();
-        digest.update(data);
-        digest
-    }
-
-    /// Feed the next bytes of the stream.
-    pub fn update(&mut self, data: &[u8]) {
-        let mut hash = self.hash;
-        for &byte in data {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(Self::PRIME);
-        }
-        self.hash = hash;
-        self.len += data.len() as u64;
-    }
-}
-
-impl Default for Digest {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -287,7 +287,7 @@ const COUNTRIES: [&str; 6] = ["CN", "US", "HK", "JP", "DE", "AQ"];
 /// space at `::/96`).
 fn random_network(rng: &mut Rng) -> Network {
     if rng.below(2) == 0 {
-        let ip = IpAddr::V4(Ipv4Addr::from(rng.next() as u32));
+        let ip = IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32));
         network_at(ip, 8 + rng.below(25) as u8)
     } else {
         let ip = IpAddr::V6(Ipv6Addr::from((rng.u128() >> 3) | (1 << 125)));
@@ -302,7 +302,9 @@ fn random_inner(outer: &Network, rng: &mut Rng) -> Network {
     let inside = match outer.addr() {
         IpAddr::V4(v4) => {
             let host = u32::MAX.checked_shr(u32::from(outer.prefix())).unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(v4) | (rng.next() as u32 & host)))
+            IpAddr::V4(Ipv4Addr::from(
+                u32::from(v4) | (rng.next_u64() as u32 & host),
+            ))
         }
         IpAddr::V6(v6) => {
             let host = u128::MAX
@@ -384,7 +386,7 @@ fn compare_with_naive(networks: &[(Network, &str)], rng: &mut Rng) {
         }
     }
     for _ in 0..1000 {
-        probes.push(IpAddr::V4(Ipv4Addr::from(rng.next() as u32)));
+        probes.push(IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32)));
         probes.push(IpAddr::V6(Ipv6Addr::from((rng.u128() >> 3) | (1 << 125))));
     }
     for record_size in [24, 28, 32] {

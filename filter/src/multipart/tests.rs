@@ -229,7 +229,7 @@ fn malformed_bodies_pass_without_loss() {
 
 #[test]
 fn random_forms_and_splits() {
-    let mut rng = crate::testing::Rng(11);
+    let mut rng = ferry_testkit::Rng(11);
     let pieces: &[&[u8]] = &[
         b"example.cn",
         b"www.example.cn",
@@ -251,7 +251,7 @@ fn random_forms_and_splits() {
     for round in 0..3000 {
         let mut body = b"------WebKitFormBoundaryX3sQ\r\n".to_vec();
         for _ in 0..rng.below(30) {
-            body.extend_from_slice(pieces[rng.below(pieces.len())]);
+            body.extend_from_slice(pieces[rng.index(pieces.len())]);
         }
         let whole = deliver(
             &p,

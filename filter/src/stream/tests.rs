@@ -6,7 +6,8 @@ use super::*;
 use crate::config::IntegrityPolicy;
 use crate::decode::tests::encode;
 use crate::decode::{Coding, DecodeLimits};
-use crate::testing::{deliver, example_pairs, Delivered, Ending, Rng};
+use crate::testing::{deliver, example_pairs, Delivered, Ending};
+use ferry_testkit::Rng;
 
 const ENDINGS: [Ending; 3] = [Ending::LastChunk, Ending::EmptyChunk, Ending::Trailers];
 const CODINGS: [Coding; 4] = [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd];
@@ -255,7 +256,7 @@ fn random_bodies_chunkings_codings_and_endings() {
     for round in 0..3000 {
         let mut body = Vec::new();
         for _ in 0..rng.below(40) {
-            body.extend_from_slice(pieces[rng.below(pieces.len())].as_bytes());
+            body.extend_from_slice(pieces[rng.index(pieces.len())].as_bytes());
         }
         let html = rng.below(2) == 0;
         let coding = match rng.below(6) {
@@ -272,11 +273,11 @@ fn random_bodies_chunkings_codings_and_endings() {
         let mut chunks = Vec::new();
         let mut rest = &wire[..];
         while !rest.is_empty() {
-            let n = (1 + rng.below(24)).min(rest.len());
+            let n = (1 + rng.index(24)).min(rest.len());
             chunks.push(&rest[..n]);
             rest = &rest[n..];
         }
-        let ending = ENDINGS[rng.below(3)];
+        let ending = ENDINGS[rng.index(3)];
         let want = whole(&p, html, &body);
         let undecided = ends_undecided(&p, html, &body);
         let got = deliver(&p, stream(html, coding), &chunks, ending);
