@@ -11,9 +11,9 @@ use std::collections::HashSet;
 use crate::decode::DecodeLimits;
 pub use crate::domain::DomainPair;
 use crate::domain::{self, DomainError};
-use crate::networks::CidrError;
 use crate::redirect::RedirectConfig;
 use crate::rewrite::EmailPolicy;
+use ferry_net::CidrError;
 
 mod redirect;
 mod requests;

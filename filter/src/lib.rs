@@ -33,7 +33,6 @@ pub mod domain;
 pub mod headers;
 pub mod integrity;
 pub mod multipart;
-pub mod networks;
 pub mod policy;
 pub mod redirect;
 pub mod rewrite;

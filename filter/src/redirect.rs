@@ -30,7 +30,7 @@
 use std::net::IpAddr;
 
 use crate::domain::{split_port, Direction, HostMap};
-use crate::networks::NetworkSet;
+use ferry_net::NetworkSet;
 
 /// The redirect configuration, validated (see `config`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferry_filter::config::Config;
-use ferry_filter::networks::Cidr;
+use ferry_net::Cidr;
 use ferry_tests::{Client, Envoy, EnvoyConfig, Origin, Reply, Request, Response};
 use synthetic::{Delegations, Holder};
 
@@ -253,10 +253,10 @@ fn the_converted_list_is_china_sized_and_parses_as_the_filter_expects() {
     let parsed: serde_json::Value = serde_json::from_str(&fixture.networks_json).expect("JSON");
     let mut covered = (0u128, 0u128);
     for cidr in parsed["CN"].as_array().expect("a CN list") {
-        let cidr = Cidr::parse(cidr.as_str().expect("a string")).expect("a CIDR");
-        match cidr.addr {
-            IpAddr::V4(_) => covered.0 += 1 << (32 - cidr.prefix),
-            IpAddr::V6(_) => covered.1 += 1 << (128 - cidr.prefix),
+        let cidr: Cidr = cidr.as_str().expect("a string").parse().expect("a CIDR");
+        match cidr.network() {
+            IpAddr::V4(_) => covered.0 += 1 << (32 - cidr.prefix()),
+            IpAddr::V6(_) => covered.1 += 1 << (128 - cidr.prefix()),
         }
     }
     assert_eq!(covered, delegations.cn_addresses());

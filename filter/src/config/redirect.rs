@@ -9,8 +9,8 @@ use super::{
     DEFAULT_COUNTRY_HEADER, DEFAULT_EXEMPT_PATHS, DEFAULT_REDIRECT_MAX_AGE, DEFAULT_REDIRECT_STATUS,
 };
 use crate::domain::{self, Direction, HostMap};
-use crate::networks::{Cidr, NetworkSet};
 use crate::redirect::RedirectConfig;
+use ferry_net::{Cidr, NetworkSet};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -245,7 +245,7 @@ fn parse_networks(
             RawNetworks::Text(text) => text.split_ascii_whitespace().collect(),
         };
         for (index, item) in items.into_iter().enumerate() {
-            match Cidr::parse(item.trim()) {
+            match item.trim().parse::<Cidr>() {
                 Ok(cidr) => cidrs.push(cidr),
                 Err(source) => {
                     return Err(ConfigError::BadNetwork {
@@ -258,7 +258,7 @@ fn parse_networks(
             }
         }
     }
-    let set = NetworkSet::from_cidrs(cidrs);
+    let set: NetworkSet = cidrs.into_iter().collect();
     if set.is_empty() {
         return Err(invalid(
             "redirect.networks",

@@ -303,6 +303,42 @@ fn country_from_networks() {
     assert_eq!(d, Decision::Stay(Stay::UnknownCountry));
 }
 
+/// The one rule for networks (`ferry_net::cases`), through a filter configuration: a visitor
+/// at `addr` is redirected exactly when the configured network contains it, and a refused
+/// network is a configuration error naming the value and the reason.
+#[test]
+fn the_shared_network_rules_through_a_configuration() {
+    for (network, addr, inside) in ferry_net::cases::CONTAINS {
+        let (c, hosts) = config(&format!(
+            r#"{{"countries": ["CN"], "networks": {{"CN": ["{network}"]}}}}"#
+        ));
+        let addr: IpAddr = addr.parse().unwrap();
+        let d = c.decide(&hosts, &get("example.com", "/", None), || Some(addr));
+        assert_eq!(
+            location(&d).is_some(),
+            *inside,
+            "{network} contains {addr}: {d:?}"
+        );
+    }
+    for (network, reason) in ferry_net::cases::REFUSED {
+        if network.trim() != *network {
+            // List items are trimmed (the text form splits at white space anyway).
+            continue;
+        }
+        let json = format!(
+            r#"{{{DOMAINS}, "redirect": {{"countries": ["CN"], "networks": {{"CN": [{}]}}}}}}"#,
+            serde_json::Value::from(*network)
+        );
+        let message = Config::from_json(json.as_bytes())
+            .expect_err(network)
+            .to_string();
+        assert!(
+            message.contains(&format!("{network:?} is not valid: {reason}")),
+            "{network:?}: {message}"
+        );
+    }
+}
+
 #[test]
 fn header_first_then_networks() {
     let (c, hosts) = config(
