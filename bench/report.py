@@ -3,7 +3,8 @@
 
 Reads WORK/meta.tsv (machine, versions, command), WORK/pages/pages.tsv, WORK/engine.txt and,
 for every page, system and round, WORK/runs/PAGE/SYSTEM/ROUND.wrk (wrk's output) with
-ROUND.before/.after (/proc/stat per-core jiffies and the proxy's CPU jiffies around that run).
+ROUND.before/.after (/proc/stat per-core jiffies, the proxy's and the origin's CPU ticks around
+that run) and ROUND.time (wrk's own CPU time); bench/benchlib.py reads these.
 
 Each figure is the median over rounds, so one disturbed round moves nothing. "Others' CPU" is
 the most CPU (in % of one core, the worst round) used by processes that are not part of the
@@ -16,18 +17,16 @@ Usage: report.py WORK_DIR  (Markdown on stdout)
 """
 
 import re
-import statistics
 import sys
 from pathlib import Path
+
+from benchlib import (DISTURBED, Report, core_use, cpu_seconds, med, others_cpu, pinned_cores,
+                      ratio, read_meta, read_sample, read_time)
 
 LABEL = {"ferry": "Envoy + Ferry", "envoy": "Envoy, no filter", "nginx": "nginx sub_filter"}
 # The issue's goals for Ferry, per page: (x nginx req/s, x Envoy-no-filter req/s).
 GOAL = {"small": (1.0, 0.8), "large": (2.0, 0.8)}
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-def read_tsv(path: Path) -> list[list[str]]:
-    return [line.split("\t") for line in path.read_text().splitlines() if line]
 
 
 def to_ms(text: str) -> float:
@@ -52,57 +51,27 @@ def parse_wrk(text: str) -> dict:
     return {"rps": float(rps.group(1)), "p99": to_ms(p99.group(1)), "errors": errors}
 
 
-def parse_sample(path: Path) -> dict:
-    out = {}
-    for line in path.read_text().splitlines():
-        name, *nums = line.split()
-        out[name] = [int(n) for n in nums]
-    return out
-
-
-def wrk_cpu_seconds(path: Path) -> float:
-    """wrk's user + system seconds, as bash's `time` wrote them ("wrk USER SYS")."""
-    for line in path.read_text().splitlines():
-        if line.startswith("wrk "):
-            _, user, system = line.split()
-            return float(user) + float(system)
-    return 0.0
-
-
-def cpu_use(before: dict, after: dict, cpu: str) -> float:
-    busy = after[cpu][0] - before[cpu][0]
-    total = after[cpu][1] - before[cpu][1]
-    return 100.0 * busy / total if total else 0.0
-
-
 def fmt_ms(ms: float) -> str:
     return f"{ms:.2f} ms" if ms < 100 else f"{ms:.0f} ms"
 
 
-def ratio(a, b) -> str:
-    return f"{a / b:.2f}x" if a is not None and b else "n/a"
-
-
 def main() -> None:
     work = Path(sys.argv[1])
-    meta = dict(read_tsv(work / "meta.tsv"))
-    pages = {row[0].removesuffix(".html"): row for row in read_tsv(work / "pages" / "pages.tsv")}
+    meta = read_meta(work / "meta.tsv")
+    rows = [line.split("\t") for line in (work / "pages" / "pages.tsv").read_text().splitlines() if line]
+    pages = {row[0].removesuffix(".html"): row for row in rows}
     systems = meta["systems"].split()
     clk = int(meta["clk_tck"])
-    pinned = meta["pinning"] != "none"
-    proxy_cpu, load_cpu = ("cpu1", "cpu0") if pinned else (None, None)
+    proxy_cpu, load_cpu = pinned_cores(meta)
+    pinned = proxy_cpu is not None
 
-    out: list[str] = []
-    w = out.append
-    disturbed: list[str] = []
-    w("# Ferry benchmark results\n")
-    w(f"Started {meta['date']}: `{meta['command']}`, commit {meta['commit']}.\n")
-    warn_at = len(out)
+    report = Report("Ferry benchmark results",
+                    f"Started {meta['date']}: `{meta['command']}`, commit {meta['commit']}.", meta)
+    w = report.w
     if meta["checked"] != "yes":
         w("**Correctness was not checked (--no-check): figures of a proxy that does not rewrite "
           "mean nothing.**\n")
-    w("| | |\n|---|---|")
-    w(f"| Machine | {meta['cpu']}, {meta['cores']} cores, {meta['memory']}, {meta['kernel']} |")
+    report.machine()
     if "envoy" in meta:
         w(f"| Envoy | {meta['envoy']} |")
     w(f"| nginx | {meta['nginx']} |")
@@ -146,32 +115,28 @@ def main() -> None:
             res, cpu, pcore, lcore, foreign = [], [], [], [], []
             for f in rounds:
                 r = parse_wrk(f.read_text())
-                before = parse_sample(f.with_suffix(".before"))
-                after = parse_sample(f.with_suffix(".after"))
+                before = read_sample(f.with_suffix(".before"))
+                after = read_sample(f.with_suffix(".after"))
                 secs = float(re.search(r"in ([0-9.]+)s,", f.read_text()).group(1))
-                cpu.append(100.0 * (after["proxy"][0] - before["proxy"][0]) / clk / secs)
-                # CPU used by anything but the proxy, the origin and wrk, in % of one core.
-                cores = [k for k in after if k.startswith("cpu")]
-                # Interrupt time is not charged to any process; loopback traffic is the benchmark's.
-                busy = sum((after[c][0] - after[c][2]) - (before[c][0] - before[c][2])
-                           for c in cores) / clk
-                ours = (after["proxy"][0] - before["proxy"][0]
-                        + after["origin"][0] - before["origin"][0]) / clk
-                ours += wrk_cpu_seconds(f.with_suffix(".time"))
-                foreign.append(100.0 * max(0.0, busy - ours) / secs)
+                proxy = cpu_seconds(before, after, "proxy", clk)
+                cpu.append(100.0 * proxy / secs)
+                # CPU used by anything but the proxy, the origin and wrk.
+                _, user, system = read_time(f.with_suffix(".time"))
+                ours = proxy + cpu_seconds(before, after, "origin", clk) + user + system
+                foreign.append(others_cpu(before, after, clk, ours, secs))
                 if pinned:
-                    pcore.append(cpu_use(before, after, proxy_cpu))
-                    lcore.append(cpu_use(before, after, load_cpu))
+                    pcore.append(core_use(before, after, proxy_cpu))
+                    lcore.append(core_use(before, after, load_cpu))
                 res.append(r)
-            rps = statistics.median(r["rps"] for r in res)
-            p99 = statistics.median(r["p99"] for r in res)
+            rps = med(r["rps"] for r in res)
+            p99 = med(r["p99"] for r in res)
             errors = sum(r["errors"] for r in res)
             medians[(page, s)] = (rps, p99)
             by_round = ", ".join(f"{r['rps']:,.0f}" for r in res)
             line = (f"| {LABEL[s]} | {rps:,.0f} | {fmt_ms(p99)} | {rps * size / 1e6:,.1f} | "
-                    f"{by_round} | {statistics.median(cpu):.0f}% |")
+                    f"{by_round} | {med(cpu):.0f}% |")
             if pinned:
-                pc, lc = statistics.median(pcore), statistics.median(lcore)
+                pc, lc = med(pcore), med(lcore)
                 line += f" {pc:.0f}% | {lc:.0f}% |"
                 if pc < 90:
                     notes.append(f"{LABEL[s]}: its core was only {pc:.0f}% busy (load core "
@@ -179,8 +144,8 @@ def main() -> None:
                                  "origin, so this is a lower bound of what it can do.")
             worst = max(foreign)
             w(line + f" {worst:.0f}% | {errors} |")
-            if worst > 10:
-                disturbed.append(f"{page}.html/{s}")
+            if worst > DISTURBED:
+                report.disturbed.append(f"{page}.html/{s}")
                 notes.append(f"{LABEL[s]}: other processes on this machine used up to {worst:.0f}% "
                              "of a core during its rounds: its figures are disturbed.")
         w("")
@@ -206,11 +171,7 @@ def main() -> None:
     w("```")
     w(engine.read_text().rstrip() if engine.exists() else "(not run)")
     w("```")
-    if disturbed:
-        out.insert(warn_at, "**Disturbed: other processes used CPU during the rounds of "
-                   f"{', '.join(disturbed)} (see the notes below): run again on a quiet "
-                   "machine before quoting these figures.**\n")
-    print("\n".join(out))
+    print(report.text(see="the notes below"))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ shopt -s nullglob
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 HERE=$ROOT/bench
 WORK=$ROOT/.bench
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh" # say, parse_args, start, stop_pids, the clean-up, wait_quiet, proctree, ...
 
 ROUNDS=3
 DURATION=10
@@ -37,6 +39,11 @@ MIRROR_HOST=www.example.cn
 PLUGIN_CONFIG='{"domains":[{"origin":"example.com","mirror":"example.cn","subdomains":true}]}'
 PROXY_CPU=1
 LOAD_CPU=0
+LOAD_SIDE="wrk and the origin"
+USAGE_END=11
+NUMBERS=(ROUNDS DURATION CONNECTIONS WARMUP)
+POSITIVE=(ROUNDS DURATION CONNECTIONS)
+SWITCHES=(CHECK PIN)
 
 # Fixed ports keep the generated configs and curl lines readable; BENCH_PORT_BASE moves them all.
 BASE=${BENCH_PORT_BASE:-18000}
@@ -45,37 +52,7 @@ declare -A PORT=([ferry]=$((BASE + 1)) [envoy]=$((BASE + 2)) [nginx]=$((BASE + 3
 declare -A ADMIN_PORT=([ferry]=$((BASE + 901)) [envoy]=$((BASE + 902)))
 declare -A LABEL=([ferry]="Envoy + Ferry" [envoy]="Envoy, no filter" [nginx]="nginx sub_filter")
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
-bad_usage() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 64; } # EX_USAGE
-
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
-
-ARGS=("$@")
-STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
-while (($#)); do
-  case "$1" in
-    --rounds) ROUNDS=${2:?}; shift ;;
-    --duration) DURATION=${2:?}; shift ;;
-    --connections) CONNECTIONS=${2:?}; shift ;;
-    --warmup) WARMUP=${2:?}; shift ;;
-    --only) IFS=, read -r -a SYSTEMS <<<"${2:?}"; shift ;;
-    --no-check) CHECK=0 ;;
-    --no-pin) PIN=0 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; bad_usage "unknown argument: $1" ;;
-  esac
-  shift
-done
-for n in ROUNDS DURATION CONNECTIONS WARMUP; do
-  [[ ${!n} =~ ^[0-9]+$ ]] || bad_usage "--${n,,} ${!n} is not valid: expected a whole number"
-done
-((ROUNDS > 0 && DURATION > 0 && CONNECTIONS > 0)) || bad_usage "--rounds, --duration and --connections must be greater than zero"
-for s in "${SYSTEMS[@]}"; do
-  [[ -n ${PORT[$s]:-} ]] || bad_usage "--only $s is not valid: the systems are ferry, envoy, nginx"
-done
-has() { [[ " ${SYSTEMS[*]} " == *" $1 "* ]]; }
+parse_args "$@"
 
 if has ferry || has envoy; then
   [[ -x ${ENVOY_BIN:-} ]] || die "ENVOY_BIN=${ENVOY_BIN:-} is not an executable: run this as ./run bench"
@@ -85,60 +62,9 @@ if has ferry; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Clean-up. Every process started here is recorded in PIDS and stopped on any exit (normal end,
-# error, Ctrl-C): TERM first (nginx's master then stops its worker), then KILL after a grace
-# period, each by its own id and its direct children only.
-PIDS=()
-cleanup() {
-  local rc=$? pid kids
-  trap - EXIT INT TERM
-  ((${#PIDS[@]})) || exit "$rc"
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    kids=0
-    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && kids=1; done
-    ((kids)) || break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      for kid in $(pgrep -P "$pid" || true); do kill -KILL "$kid" 2>/dev/null || true; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  wait 2>/dev/null || true
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'printf "\033[1;31merror:\033[0m line %s: %s failed\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---------------------------------------------------------------------------------------------
 # Tools. Nothing is assumed to be installed: what is missing comes from Debian's packages.
-APT_UPDATED=0
-apt_update() {
-  say "apt-get update"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  APT_UPDATED=1
-}
-
-apt_install() {
-  command -v apt-get >/dev/null || die "missing $*, and this is not a Debian-like system: install them by hand"
-  ((APT_UPDATED)) || apt_update
-  say "installing $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
 need_tools() {
-  local missing=()
-  command -v nginx >/dev/null || missing+=(nginx)
-  command -v wrk >/dev/null || missing+=(wrk)
-  command -v curl >/dev/null || missing+=(curl)
-  command -v python3 >/dev/null || missing+=(python3)
-  command -v taskset >/dev/null || missing+=(util-linux)
-  command -v dpkg-deb >/dev/null || missing+=(dpkg)
-  ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+  need nginx wrk curl python3 taskset:util-linux dpkg-deb:dpkg
   nginx -V 2>&1 | grep -q -- --with-http_sub_module ||
     die "this nginx ($(command -v nginx)) has no sub_filter (built without --with-http_sub_module)"
 }
@@ -197,38 +123,9 @@ prepare_pages() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Processes.
-declare -A PID
-start() { # start NAME CPU COMMAND...: start in the background, log to .bench/logs/NAME.log
-  local name=$1 cpu=$2; shift 2
-  # A simple command, not a function or a subshell: then $! is the process itself (taskset
-  # execs it), which is what clean-up must signal and what sample must measure.
-  if ((PIN)); then set -- taskset -c "$cpu" "$@"; fi
-  "$@" >"$WORK/logs/$name.log" 2>&1 &
-  PID[$name]=$!
-  PIDS+=("$!")
-}
-
-wait_ready() { # wait_ready NAME URL: poll until a 200, or fail with the log's tail
-  local name=$1 url=$2 code
-  for _ in $(seq 200); do
-    kill -0 "${PID[$name]}" 2>/dev/null || {
-      tail -n 20 "$WORK/logs/$name.log" >&2
-      die "$name exited during start-up (log: .bench/logs/$name.log)"
-    }
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $MIRROR_HOST" "$url" || true)
-    [[ $code == 200 ]] && return
-    sleep 0.1
-  done
-  tail -n 20 "$WORK/logs/$name.log" >&2
-  die "$name did not answer 200 on $url within 20 s (log: .bench/logs/$name.log)"
-}
-
-alive() { # alive NAME: fail clearly if a process of ours is gone (something else may stop it)
-  kill -0 "${PID[$1]}" 2>/dev/null && return
-  tail -n 3 "$WORK/logs/$1.log" >&2
-  die "$1 (pid ${PID[$1]}) has stopped mid-run; its log's tail is above (.bench/logs/$1.log)"
-}
+# Processes (start, alive, wait_until: bench/lib.sh).
+answers_200() { [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Host: $MIRROR_HOST" "$1" || true) == 200 ]]; }
+wait_ready() { wait_until "$1" 20 "answer 200 on $2" answers_200 "$2"; } # wait_ready NAME URL
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -312,24 +209,13 @@ check_all() {
 
 # ---------------------------------------------------------------------------------------------
 # Measurement.
-tree_ticks() { # tree_ticks PID: CPU jiffies of a process (all its threads) and its children
-  local pid t ticks=0
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    # Fields 14 and 15 of /proc/PID/stat: utime and stime, summed over the process's threads.
-    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
-    ticks=$((ticks + t))
-  done
-  echo "$ticks"
-}
-
-# sample SYSTEM: per-core busy and total jiffies, then the proxy's and the origin's CPU jiffies.
-# With wrk's own CPU time (from `time`) the report can tell how much CPU went to processes that
-# are not part of the benchmark: this machine may be shared, and such a run is flagged.
+# sample SYSTEM: per-core busy and total jiffies, then the proxy's and the origin's CPU ticks
+# (bench/lib.sh: cores, proctree). With wrk's own CPU time (from `time`) the report can tell how
+# much CPU went to processes that are not part of the benchmark: this machine may be shared, and
+# such a run is flagged.
 sample() {
-  # cpuN busy total irq: user+nice+system+irq+softirq, that plus idle+iowait+steal, irq+softirq.
-  awk '/^cpu[0-9]+ / {busy = $2 + $3 + $4 + $7 + $8; print $1, busy, busy + $5 + $6 + $9, $7 + $8}' /proc/stat
-  echo "proxy $(tree_ticks "${PID[$1]}")"
-  echo "origin $(tree_ticks "${PID[origin]}")"
+  cores
+  proctree "proxy=${PID[$1]}" "origin=${PID[origin]}"
 }
 
 wrk_cmd() { # wrk_cmd SYSTEM PAGE SECONDS: sets WRK to the command line
@@ -340,28 +226,8 @@ wrk_cmd() { # wrk_cmd SYSTEM PAGE SECONDS: sets WRK to the command line
   if ((PIN)); then WRK=(taskset -c "$LOAD_CPU" "${WRK[@]}"); fi
 }
 
-# This machine may be shared (builds, tests of other work). Before each run, wait (60 s at most)
-# until other processes use under 10% of a core over one second; our own servers are idle then.
-# That does not make the run itself quiet: the report still checks each run and flags it.
-busy_now() { # CPU used by everything over one second, in % of one core
-  local a b
-  a=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)
-  sleep 1
-  b=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)
-  echo $(((b - a) * 100 / $(getconf CLK_TCK)))
-}
-
-wait_quiet() {
-  local busy deadline=$((SECONDS + 60)) said=0
-  while busy=$(busy_now) && ((busy > 10 && SECONDS < deadline)); do
-    ((said)) || warn "other processes use ${busy}% of a core: waiting up to 60 s for them to finish"
-    said=1
-  done
-  ((busy <= 10)) || warn "still ${busy}% busy: measuring anyway; the report will flag this run"
-}
-
 measure() {
-  local page s r out TIMEFORMAT='wrk %U %S'
+  local page s r out TIMEFORMAT='load %R %U %S'
   rm -rf "$WORK/runs"
   for page in "${PAGES[@]}"; do
     if ((WARMUP > 0)); then
@@ -414,15 +280,6 @@ engine_bench() {
 }
 
 # ---------------------------------------------------------------------------------------------
-quoted() { # a command line as one would type it
-  local a line=""
-  for a in "$@"; do
-    [[ $a == *' '* ]] && a="'$a'"
-    line+="${line:+ }$a"
-  done
-  echo "$line"
-}
-
 command_line() { # how to repeat this run: ./run bench, unless the Envoy or .wasm were overridden
   local own=1
   if has ferry || has envoy; then [[ $ENVOY_BIN == "$ROOT"/.venv/* ]] || own=0; fi
@@ -435,36 +292,25 @@ command_line() { # how to repeat this run: ./run bench, unless the Envoy or .was
 }
 
 report() {
-  local meta=$WORK/meta.tsv wasm_info="" git_rev
-  git_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || git_rev="$git_rev + uncommitted changes"
+  local wasm_info=""
   if has ferry; then
     wasm_info="$(stat -c %s "$FERRY_WASM") bytes, sha256 $(sha256sum "$FERRY_WASM" | cut -c1-16)"
   fi
   {
-    printf 'date\t%s\n' "$STARTED"
-    printf 'cpu\t%s\n' "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
-    printf 'cores\t%s\n' "$(nproc)"
-    printf 'kernel\t%s\n' "$(uname -sr)"
-    printf 'memory\t%s MiB\n' "$(awk '/^MemTotal/ {print int($2 / 1024); exit}' /proc/meminfo)"
+    meta_common
     if has ferry || has envoy; then
       printf 'envoy\t%s\n' "$("$ENVOY_BIN" --version | grep -o 'version: [^ ]*' | cut -d' ' -f2)"
     fi
     printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
-    printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2 || true)"
+    printf 'wrk\t%s\n' "$(wrk -v 2>&1 | sed -n 1p | cut -d' ' -f1-2 || true)"
     wrk_cmd none PAGE "$DURATION"
     printf 'wrk_cmd\t%s\n' "$(quoted "${WRK[@]}")"
-    printf 'pinning\t%s\n' "$( ((PIN)) && echo "proxies on CPU $PROXY_CPU; wrk and the origin on CPU $LOAD_CPU" || echo "none")"
-    printf 'rounds\t%s\n' "$ROUNDS"
-    printf 'warmup\t%s\n' "$WARMUP"
     printf 'checked\t%s\n' "$( ((CHECK)) && echo yes || echo "NO (--no-check)")"
-    printf 'command\t%s\n' "$(command_line)"
-    printf 'commit\t%s\n' "$git_rev"
+    # shellcheck disable=SC2119 # no DIR: the whole tree
+    printf 'commit\t%s\n' "$(commit_id)"
     printf 'wasm\t%s\n' "$wasm_info"
     printf 'pages_source\t%s\n' "$(cat "$WORK/pages/source.txt")"
-    printf 'systems\t%s\n' "${SYSTEMS[*]}"
-    printf 'clk_tck\t%s\n' "$(getconf CLK_TCK)"
-  } >"$meta"
+  } >"$WORK/meta.tsv"
   python3 "$HERE/report.py" "$WORK" >"$WORK/results.md"
   echo
   cat "$WORK/results.md"
@@ -473,10 +319,7 @@ report() {
 }
 
 # ---------------------------------------------------------------------------------------------
-if ((PIN)) && (($(nproc) < 2)); then
-  warn "one core only: not pinning, proxies and wrk share it"
-  PIN=0
-fi
+rm -rf "$WORK/logs"
 mkdir -p "$WORK/logs"
 need_tools
 if has ferry || has envoy; then need_yaml_python; fi

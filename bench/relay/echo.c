@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define READ_SIZE 65536
 #define MAX_EVENTS 256
 
@@ -36,18 +38,6 @@ struct conn {
 
 static int epfd;
 static char buf[READ_SIZE];
-
-static int parse_addr(const char *text, struct sockaddr_in *sa) {
-    char host[64];
-    const char *colon = strrchr(text, ':');
-    if (!colon || (size_t)(colon - text) >= sizeof host) return -1;
-    memcpy(host, text, colon - text);
-    host[colon - text] = 0;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((unsigned short)atoi(colon + 1));
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
 
 static void drop(struct conn *c) {
     close(c->fd); /* also removes it from the epoll set */

@@ -25,9 +25,12 @@ Usage: report.py WORK_DIR    (Markdown on stdout)
 
 import json
 import re
-import statistics
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for benchlib
+from benchlib import (DISTURBED, Report, core_use, cpu_seconds, fmt, med, others_cpu,  # noqa: E402
+                      pinned_cores, ratio, read_meta, read_sample, read_time)
 
 LABEL = {"direct": "direct (no proxy)", "ferry": "ferry-relay", "haproxy": "HAProxy",
          "socat": "socat"}
@@ -40,7 +43,6 @@ THROUGHPUT = {
 # The goals of issue 3, for ferry-relay against HAProxy.
 GOAL_THROUGHPUT = 1.2
 GOAL_IDLE_KIB = 20.0
-DISTURBED = 10.0  # % of one core used by others
 
 
 def keyvals(text: str, first: str) -> dict:
@@ -48,14 +50,6 @@ def keyvals(text: str, first: str) -> dict:
         if line.startswith(first + " "):
             return {k: v for k, _, v in (w.partition("=") for w in line.split()[1:])}
     return {}
-
-
-def read_sample(path: Path) -> dict:
-    out = {}
-    for line in path.read_text().splitlines():
-        name, *nums = line.split()
-        out[name] = [int(n) for n in nums]
-    return out
 
 
 class Run:
@@ -72,25 +66,16 @@ class Run:
             self._idle()
             return
         before, after = read_sample(prefix.with_suffix(".before")), read_sample(prefix.with_suffix(".after"))
-        real, user, sys_ = 0.0, 0.0, 0.0
-        for line in prefix.with_suffix(".time").read_text().splitlines():
-            if line.startswith("load "):
-                real, user, sys_ = (float(x) for x in line.split()[1:4])
+        real, user, sys_ = read_time(prefix.with_suffix(".time"))
         self.real = real
-        proxy = (after["proxy"][0] - before["proxy"][0]) / clk
-        upstream = (after["upstream"][0] - before["upstream"][0]) / clk
-        cores = [k for k in after if k.startswith("cpu")]
-        # cpuN lines: busy, total, irq (interrupt time is charged to no process).
-        busy = sum((after[c][0] - after[c][2]) - (before[c][0] - before[c][2]) for c in cores) / clk
+        proxy = cpu_seconds(before, after, "proxy", clk)
+        upstream = cpu_seconds(before, after, "upstream", clk)
         self.proxy_cpu_s = proxy
         self.proxy_cpu = 100 * proxy / real if real else 0
-        self.others = 100 * max(0.0, busy - proxy - upstream - user - sys_) / real if real else 0
+        self.others = others_cpu(before, after, clk, proxy + upstream + user + sys_, real)
         self.pcore = self.lcore = None
         if proxy_cpu and proxy_cpu in after:
-            def use(c):
-                total = after[c][1] - before[c][1]
-                return 100 * (after[c][0] - before[c][0]) / total if total else 0
-            self.pcore, self.lcore = use(proxy_cpu), use(load_cpu)
+            self.pcore, self.lcore = core_use(before, after, proxy_cpu), core_use(before, after, load_cpu)
         if not self.failed:
             self._parse()
 
@@ -165,19 +150,6 @@ def core_note(run: Run) -> str:
     return f" (proxy core {run.pcore:.0f}%, load core {run.lcore:.0f}%, others {run.others:.0f}%)"
 
 
-def med(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def fmt(v, spec=",.0f", none="n/a"):
-    return none if v is None else format(v, spec)
-
-
-def ratio(a, b) -> str:
-    return f"{a / b:.2f}x" if a is not None and b else "n/a"
-
-
 def main() -> None:
     if sys.argv[1] == "--one":
         prefix, clk, proxy_cpu, load_cpu = sys.argv[2:6]
@@ -186,10 +158,10 @@ def main() -> None:
         return
 
     work = Path(sys.argv[1])
-    meta = dict(line.split("\t", 1) for line in (work / "meta.tsv").read_text().splitlines() if line)
+    meta = read_meta(work / "meta.tsv")
     clk = int(meta["clk_tck"])
-    pinned = meta["pinning"] != "none"
-    proxy_cpu, load_cpu = (f"cpu{meta['proxy_cpu']}", f"cpu{meta['load_cpu']}") if pinned else (None, None)
+    proxy_cpu, load_cpu = pinned_cores(meta)
+    pinned = proxy_cpu is not None
     systems = meta["systems"].split()
 
     runs: dict[tuple[str, str], list[Run]] = {}
@@ -206,15 +178,11 @@ def main() -> None:
     def median_of(test, s, key):
         return med([r.figures.get(key) for r in good(test, s)])
 
-    out: list[str] = []
-    w = out.append
-    disturbed: list[str] = []
+    report = Report("ferry-relay benchmark results", f"Started {meta['date']}: `{meta['command']}`.", meta)
+    w = report.w
+    disturbed = report.disturbed
     notes: list[str] = []
-    w("# ferry-relay benchmark results\n")
-    w(f"Started {meta['date']}: `{meta['command']}`.\n")
-    warn_at = len(out)
-    w("| | |\n|---|---|")
-    w(f"| Machine | {meta['cpu']}, {meta['cores']} cores, {meta['memory']}, {meta['kernel']} |")
+    report.machine()
     w(f"| ferry-relay | {meta['ferry']} |")
     w(f"| HAProxy | {meta['haproxy']} (Debian) |")
     w(f"| socat | {meta['socat']} (Debian) |")
@@ -432,11 +400,7 @@ def main() -> None:
 
     for n in notes:
         w(f"Note: {n}\n")
-    if disturbed:
-        out.insert(warn_at, "**Disturbed: other processes used more than 10% of a core during "
-                   f"runs of {', '.join(disturbed)} (see the Others' CPU columns): run again on a "
-                   "quiet machine before quoting those figures.**\n")
-    print("\n".join(out))
+    print(report.text(see="the Others' CPU columns"))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 HERE=$ROOT/bench/relay
 WORK=$ROOT/.bench/relay
 RESULTS=$ROOT/.bench/relay-results.md
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh" # say, parse_args, start, stop_pids, the clean-up, wait_quiet, proctree, ...
 
 ROUNDS=3
 DURATION=5
@@ -41,6 +43,11 @@ PIN=1
 SYSTEMS=(ferry haproxy socat)
 PROXY_CPU=1
 LOAD_CPU=0
+LOAD_SIDE="load tools, iperf3 server and echo server"
+USAGE_END=12
+NUMBERS=(ROUNDS DURATION WARMUP IDLE CONCURRENCY)
+POSITIVE=(ROUNDS DURATION CONCURRENCY)
+SWITCHES=(PIN)
 MAXPIPES=256
 NS=ferry-bench-relay
 
@@ -52,104 +59,27 @@ declare -A BULK_PORT=([direct]=$IPERF_PORT [ferry]=7001 [haproxy]=7002 [socat]=7
 declare -A ECHO_PORT=([direct]=$UPSTREAM_ECHO_PORT [ferry]=7101 [haproxy]=7102 [socat]=7103)
 declare -A LABEL=([direct]="direct (no proxy)" [ferry]="ferry-relay" [haproxy]="HAProxy" [socat]="socat")
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
-bad_usage() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 64; } # EX_USAGE
-
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
-
-ARGS=("$@")
-STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
-while (($#)); do
-  case "$1" in
-    --rounds) ROUNDS=${2:?}; shift ;;
-    --duration) DURATION=${2:?}; shift ;;
-    --warmup) WARMUP=${2:?}; shift ;;
-    --idle) IDLE=${2:?}; shift ;;
-    --concurrency) CONCURRENCY=${2:?}; shift ;;
-    --only) IFS=, read -r -a SYSTEMS <<<"${2:?}"; shift ;;
-    --no-pin) PIN=0 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; bad_usage "unknown argument: $1" ;;
-  esac
-  shift
-done
-for n in ROUNDS DURATION WARMUP IDLE CONCURRENCY; do
-  [[ ${!n} =~ ^[0-9]+$ ]] || bad_usage "--${n,,} ${!n} is not valid: expected a whole number"
-done
-((ROUNDS > 0 && DURATION > 0 && CONCURRENCY > 0)) ||
-  bad_usage "--rounds, --duration and --concurrency must be greater than zero"
-for s in "${SYSTEMS[@]}"; do
-  [[ $s != direct && -n ${BULK_PORT[$s]:-} ]] || bad_usage "--only $s is not valid: the systems are ferry, haproxy, socat"
-done
-has() { [[ " ${SYSTEMS[*]} " == *" $1 "* ]]; }
+parse_args "$@"
 ((EUID == 0)) || die "run this as root: it creates a network namespace, sets sysctls in it and installs packages"
 
 # ---------------------------------------------------------------------------------------------
-# Clean-up. Every process started here is recorded in PIDS and stopped on any exit (normal end,
-# error, Ctrl-C): TERM first, KILL after a grace period, each by its own id. Whatever is left in
-# the namespace (socat's children, a load tool cut off by Ctrl-C) was started by this script
-# too, since nothing else runs there: it is stopped by id the same way, then the namespace goes.
-PIDS=()
+# Clean-up (bench/lib.sh stops the processes recorded in PIDS, then calls on_exit). Whatever is
+# left in the namespace (socat's children, a load tool cut off by Ctrl-C) was started by this
+# script too, since nothing else runs there: it is stopped by id the same way, then the
+# namespace goes.
 NS_MADE=0
-stop_pids() { # stop_pids PID...: TERM, wait up to 5 s, then KILL
-  local pid left
-  (($#)) || return 0
-  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    left=0
-    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && left=1; done
-    ((left)) || return 0
-    sleep 0.1
-  done
-  for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; done
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  ((${#PIDS[@]} == 0)) || stop_pids "${PIDS[@]}"
+on_exit() {
   if ((NS_MADE)); then
     # shellcheck disable=SC2046
     stop_pids $(ip netns pids "$NS" 2>/dev/null || true)
     ip netns del "$NS" 2>/dev/null || true
   fi
-  wait 2>/dev/null || true
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'printf "\033[1;31merror:\033[0m line %s: %s failed\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------
 # Tools. Nothing is assumed to be installed: what is missing comes from Debian's packages.
-APT_UPDATED=0
-apt_install() {
-  command -v apt-get >/dev/null || die "missing $*, and this is not a Debian-like system: install them by hand"
-  if ((!APT_UPDATED)); then
-    say "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    APT_UPDATED=1
-  fi
-  say "installing $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
 need_tools() {
-  local missing=()
-  command -v haproxy >/dev/null || missing+=(haproxy)
-  command -v socat >/dev/null || missing+=(socat)
-  command -v iperf3 >/dev/null || missing+=(iperf3)
-  command -v gcc >/dev/null || missing+=(gcc libc6-dev)
-  command -v python3 >/dev/null || missing+=(python3)
-  command -v curl >/dev/null || missing+=(curl)
-  command -v ip >/dev/null || missing+=(iproute2)
-  command -v ss >/dev/null || missing+=(iproute2)
-  command -v taskset >/dev/null || missing+=(util-linux)
-  # shellcheck disable=SC2046 # one word per package
-  ((${#missing[@]} == 0)) || apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
+  need haproxy socat iperf3 gcc:gcc,libc6-dev python3 curl ip:iproute2 ss:iproute2 taskset:util-linux
 }
 
 build() {
@@ -164,7 +94,7 @@ build() {
   mkdir -p "$WORK/bin"
   local tool
   for tool in echo tcpload; do
-    if [[ ! -x $WORK/bin/$tool || $HERE/$tool.c -nt $WORK/bin/$tool ]]; then
+    if [[ ! -x $WORK/bin/$tool || $HERE/$tool.c -nt $WORK/bin/$tool || $HERE/common.h -nt $WORK/bin/$tool ]]; then
       say "compiling bench/relay/$tool.c"
       gcc -O2 -Wall -Wextra -o "$WORK/bin/$tool" "$HERE/$tool.c"
     fi
@@ -204,45 +134,14 @@ make_namespace() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Processes.
-declare -A PID
-start() { # start NAME CPU COMMAND...: start in the namespace, in the background, log to logs/NAME.log
-  # (appended to: a proxy restarted for the idle test keeps the log of its first life)
-  local name=$1 cpu=$2; shift 2
-  # A simple command: ip and taskset exec what follows, so $! is the server itself, which is
-  # what clean-up must signal and what the samples must measure. stdin from /dev/null: an
-  # inherited pipe would show up among the pipes a proxy holds.
-  if ((PIN)); then set -- taskset -c "$cpu" "$@"; fi
-  "${NSX[@]}" "$@" </dev/null >>"$WORK/logs/$name.log" 2>&1 &
-  PID[$name]=$!
-  PIDS+=("$!")
-}
-
-forget() { # forget PID: a process of ours that has exited (its id may be reused later)
-  local i
-  for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} != "$1" ]] || unset 'PIDS[i]'; done
-}
+# Processes (start, alive, wait_until, stop_pids, forget: bench/lib.sh; start runs them in the
+# namespace).
 
 # Whether something listens on the port. Asked of the kernel, not by connecting: a test
 # connection through a proxy would reach iperf3 as a broken control connection.
 listening() { [[ -n $("${NSX[@]}" ss -Hltn "sport = :$1") ]]; }
 
-wait_port() { # wait_port NAME PORT: until it listens, or fail with the log's tail
-  local name=$1 port=$2
-  for _ in $(seq 100); do
-    alive "$name"
-    listening "$port" && return
-    sleep 0.1
-  done
-  tail -n 20 "$WORK/logs/$name.log" >&2
-  die "$name does not listen on 127.0.0.1:$port within 10 s (log: .bench/relay/logs/$name.log)"
-}
-
-alive() { # alive NAME: fail clearly if a process of ours is gone
-  kill -0 "${PID[$1]}" 2>/dev/null && return
-  tail -n 5 "$WORK/logs/$1.log" >&2
-  die "$1 (pid ${PID[$1]}) has stopped; its log's tail is above (.bench/relay/logs/$1.log)"
-}
+wait_port() { wait_until "$1" 10 "listen on 127.0.0.1:$2" listening "$2"; } # wait_port NAME PORT
 
 render() { # render TEMPLATE OUT: fill the @NAME@ placeholders
   sed -e "s|@MAXCONN@|$HAPROXY_MAXCONN|g" -e "s|@MAXPIPES@|$MAXPIPES|g" \
@@ -349,45 +248,15 @@ load_cmd() { # load_cmd TEST SYSTEM SECONDS: sets LOAD to the command line, LIMI
 
 upstream_of() { case $1 in up* | down*) echo iperf3 ;; *) echo echo ;; esac; }
 
-# This machine may be shared. Before each run, wait until other processes use under 10% of a
-# core over one second: up to 60 s, or 10 s once a wait has timed out (a machine that stays
-# busy would otherwise add a minute per run). The report still checks each run and flags it.
-QUIET_WAIT=60
-busy_now() { # CPU used by everything over one second, in % of one core
-  local a b
-  a=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)
-  sleep 1
-  b=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)
-  echo $(((b - a) * 100 / $(getconf CLK_TCK)))
-}
-
-wait_quiet() {
-  local busy deadline=$((SECONDS + QUIET_WAIT)) said=0
-  while busy=$(busy_now) && ((busy > 10 && SECONDS < deadline)); do
-    ((said)) || warn "other processes use ${busy}% of a core: waiting up to ${QUIET_WAIT} s for them to finish"
-    said=1
-  done
-  if ((busy > 10)); then
-    warn "still ${busy}% busy: measuring anyway; the report will flag this run"
-    QUIET_WAIT=10
-  else
-    QUIET_WAIT=60
-  fi
-}
-
-cores() { # cpuN busy total irq: user+nice+system+irq+softirq, that plus idle+iowait+steal, irq+softirq
-  awk '/^cpu[0-9]+ / {busy = $2 + $3 + $4 + $7 + $8; print $1, busy, busy + $5 + $6 + $9, $7 + $8}' /proc/stat
-}
-
-trees() { # trees SYSTEM TEST: "proxy ..." and "upstream ..." lines of proctree.py
+trees() { # trees SYSTEM TEST: "proxy ..." and "upstream ..." lines of proctree
   local p up
   p=$(proxy_name "$1" "$(case $2 in up* | down*) echo bulk ;; *) echo echo ;; esac)")
   up=$(upstream_of "$2")
   if [[ -n $p ]]; then
-    python3 "$HERE/proctree.py" "proxy=${PID[$p]}" "upstream=${PID[$up]}"
+    proctree "proxy=${PID[$p]}" "upstream=${PID[$up]}"
   else
     echo "proxy 0 0 0 0 0 0 0"
-    python3 "$HERE/proctree.py" "upstream=${PID[$up]}"
+    proctree "upstream=${PID[$up]}"
   fi
 }
 
@@ -490,7 +359,7 @@ idle_one() { # idle_one SYSTEM ROUND
   "${NSX[@]}" "$WORK/bin/tcpload" check "127.0.0.1:${ECHO_PORT[$s]}" 65536 >/dev/null ||
     die "idle ${LABEL[$s]}: the restarted proxy does not forward"
   sleep 0.5
-  python3 "$HERE/proctree.py" "proxy=${PID[$p]}" >"$out.before"
+  proctree "proxy=${PID[$p]}" >"$out.before"
   read -r _ _ _ _ procs _ _ sockets <"$out.before"
   local before_procs=$procs before_sockets=$sockets
   if ((PIN)); then pin=(taskset -c "$LOAD_CPU"); fi
@@ -511,13 +380,13 @@ idle_one() { # idle_one SYSTEM ROUND
     return
   fi
   sleep 2 # let the proxy settle (allocator, socat's last children)
-  python3 "$HERE/proctree.py" "proxy=${PID[$p]}" >"$out.after"
+  proctree "proxy=${PID[$p]}" >"$out.after"
   stop_pids "$pid" # tcpload counts its connections that are still open, then closes them all
   wait "$pid" 2>/dev/null || true
   forget "$pid"
   t0=$EPOCHREALTIME
   for _ in $(seq 600); do
-    read -r _ _ _ _ procs _ _ sockets < <(python3 "$HERE/proctree.py" "proxy=${PID[$p]}")
+    read -r _ _ _ _ procs _ _ sockets < <(proctree "proxy=${PID[$p]}")
     ((sockets > before_sockets + 4 || procs > before_procs)) || break
     sleep 0.1
   done
@@ -542,15 +411,6 @@ measure_idle() {
 }
 
 # ---------------------------------------------------------------------------------------------
-quoted() { # a command line as one would type it
-  local a line=""
-  for a in "$@"; do
-    [[ $a == *' '* ]] && a="'$a'"
-    line+="${line:+ }$a"
-  done
-  echo "$line"
-}
-
 command_line() {
   if [[ -n ${FERRY_RELAY_BIN:-} ]]; then
     echo "FERRY_RELAY_BIN=$FERRY_RELAY_BIN bench/relay/run.sh${ARGS[*]:+ ${ARGS[*]}}"
@@ -560,24 +420,14 @@ command_line() {
 }
 
 report() {
-  local meta=$WORK/meta.tsv git_rev t
-  git_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  git -C "$ROOT" diff --quiet HEAD -- relay 2>/dev/null || git_rev="$git_rev + uncommitted changes in relay/"
+  local t
   {
-    printf 'date\t%s\n' "$STARTED"
-    printf 'cpu\t%s\n' "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
-    printf 'cores\t%s\n' "$(nproc)"
-    printf 'kernel\t%s\n' "$(uname -sr)"
-    printf 'memory\t%s MiB\n' "$(awk '/^MemTotal/ {print int($2 / 1024); exit}' /proc/meminfo)"
-    printf 'ferry\t%s (commit %s, %s)\n' "$("$RELAY" --version)" "$git_rev" "$RELAY"
-    printf 'haproxy\t%s\n' "$(haproxy -v | head -n1 | sed 's/ - https.*//')"
-    printf 'socat\t%s\n' "$(socat -V | awk '/socat version/ {print $1, $2, $3; exit}')"
-    printf 'iperf3\t%s\n' "$(iperf3 --version | head -n1)"
-    printf 'gcc\t%s\n' "$(gcc --version | head -n1)"
-    printf 'pinning\t%s\n' "$( ((PIN)) && echo "proxies on CPU $PROXY_CPU; load tools, iperf3 server and echo server on CPU $LOAD_CPU" || echo "none")"
-    printf 'rounds\t%s\n' "$ROUNDS"
-    printf 'duration\t%s\n' "$DURATION"
-    printf 'warmup\t%s\n' "$WARMUP"
+    meta_common
+    printf 'ferry\t%s (commit %s, %s)\n' "$("$RELAY" --version)" "$(commit_id relay)" "$RELAY"
+    printf 'haproxy\t%s\n' "$(haproxy -v | sed -n '1s/ - https.*//p')"
+    printf 'socat\t%s\n' "$(socat -V | awk '/socat version/ && !n++ {print $1, $2, $3}')"
+    printf 'iperf3\t%s\n' "$(iperf3 --version | sed -n 1p)"
+    printf 'gcc\t%s\n' "$(gcc --version | sed -n 1p)"
     printf 'concurrency\t%s\n' "$CONCURRENCY"
     printf 'idle\t%s\n' "$IDLE"
     printf 'idle_wanted\t%s\n' "$IDLE_WANTED"
@@ -585,11 +435,6 @@ report() {
     printf 'haproxy_maxconn\t%s\n' "$HAPROXY_MAXCONN"
     printf 'maxpipes\t%s\n' "$MAXPIPES"
     printf 'sysctls\t%s\n' "$("${NSX[@]}" sysctl -n net.ipv4.ip_local_port_range | tr '\t' '-'), tcp_tw_reuse $("${NSX[@]}" sysctl -n net.ipv4.tcp_tw_reuse), somaxconn $("${NSX[@]}" sysctl -n net.core.somaxconn)"
-    printf 'command\t%s\n' "$(command_line)"
-    printf 'systems\t%s\n' "${SYSTEMS[*]}"
-    printf 'clk_tck\t%s\n' "$(getconf CLK_TCK)"
-    printf 'proxy_cpu\t%s\n' "$PROXY_CPU"
-    printf 'load_cpu\t%s\n' "$LOAD_CPU"
     for t in "${TESTS[@]}"; do
       load_cmd "$t" PROXY "$DURATION"
       printf 'cmd_%s\t%s\n' "$t" "$(quoted "${LOAD[@]}" | sed "s|$WORK/bin/|.bench/relay/bin/|")"
@@ -598,7 +443,7 @@ report() {
     printf 'cmd_ferry\t%s\n' "TOKIO_WORKER_THREADS=1 ferry-relay --config .bench/relay/ferry-relay.toml (from bench/relay/ferry-relay.toml)"
     printf 'cmd_haproxy\t%s\n' "haproxy -db -f .bench/relay/haproxy.cfg (from bench/relay/haproxy.cfg)"
     printf 'cmd_socat\t%s\n' "socat TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay TCP:127.0.0.1:UPSTREAM,nodelay"
-  } >"$meta"
+  } >"$WORK/meta.tsv"
   python3 "$HERE/report.py" "$WORK" >"$RESULTS"
   echo
   cat "$RESULTS"
@@ -607,10 +452,6 @@ report() {
 }
 
 # ---------------------------------------------------------------------------------------------
-if ((PIN)) && (($(nproc) < 2)); then
-  warn "one core only: not pinning, proxies and load share it"
-  PIN=0
-fi
 rm -rf "$WORK/runs" "$WORK/logs" "$WORK"/ferry-metrics*.txt
 mkdir -p "$WORK/logs"
 need_tools

@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define SOURCES 8
 #define SHORT_MSG 16
 #define RTT_MSG 64
@@ -55,18 +57,6 @@ static double now_us(void) {
 static void die(const char *what) {
     fprintf(stderr, "tcpload: %s: %s\n", what, strerror(errno));
     exit(1);
-}
-
-static int parse_addr(const char *text, struct sockaddr_in *sa) {
-    char host[64];
-    const char *colon = strrchr(text, ':');
-    if (!colon || (size_t)(colon - text) >= sizeof host) return -1;
-    memcpy(host, text, colon - text);
-    host[colon - text] = 0;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((unsigned short)atoi(colon + 1));
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
 /* A TCP socket, connect started (non-blocking) or done (blocking). rotate: next source address. */

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CPU time and memory of a process and all its descendants, from /proc, for bench/relay/run.sh.
+"""CPU time and memory of a process and all its descendants, from /proc: how both benchmarks
+(bench/run.sh, bench/relay/run.sh, through `proctree` in bench/lib.sh) count a process's CPU.
 
     proctree.py NAME=PID [NAME=PID ...]
 
@@ -8,7 +9,8 @@ prints, per process tree, one line: NAME ticks rss_kib pss_kib processes fds pip
 * ticks: utime + stime + cutime + cstime (clock ticks) of the process and of every live
   descendant. socat forks a child per connection: a child still running is counted live, one
   that has exited and was reaped is in its parent's cutime/cstime, so neither is lost nor counted
-  twice. For ferry-relay and HAProxy this is simply the process's own CPU time (all threads).
+  twice. For Envoy, ferry-relay and HAProxy this is simply the process's own CPU time (all
+  threads); for nginx, its master's and its worker's.
 * rss_kib, pss_kib: summed over the tree. RSS is what `ps` shows; PSS splits shared pages among
   the processes that map them, so thousands of socat children do not each count libc again.
   Neither includes kernel memory (socket buffers, pipes).
