@@ -22,13 +22,16 @@
 //! - [`client`]: [`Client`], a blocking HTTP/1.1 and h2c client (or HTTPS with a given CA and
 //!   server name), whole or streamed responses; [`websocket`] adds WebSocket exchanges to it.
 //! - [`pki`]: [`pki::Pki`], a local CA writing `ca.pem` and leaf certificates as PEM files.
-//! - [`relay`]: [`relay::Relay`], the `ferry-relay` binary run from a generated config.
+//! - [`relay`]: [`relay::Relay`], the `ferry-relay` binary run from a generated config or a
+//!   command line, its addresses read from its log (the relay's own tests use it too).
 //! - [`chain`]: [`chain::Chain`], relay -> Envoy (`envoy/us-east.yaml`) -> HTTPS origin.
 //! - [`body`]: [`Generator`] of deterministic large bodies and the streaming [`Digest`].
 //! - [`headers`]: header lists with duplicates, and case-insensitive lookups on them.
 //! - [`site`]: the demo site, full of origin-domain references and decoys.
 //! - [`browser`]: [`browser::Browser`], a headless Chromium driven over the DevTools protocol,
 //!   and the [`browser::Page`] record of every request it made and every console error.
+//! - [`link`]: [`link::Link`], the emulated long link (`ferry-link`) between two network
+//!   namespaces, and [`link::in_namespace`] to put sockets on either side.
 //! - [`mmdb`]: [`mmdb::CountryDb`], a writer of MaxMind DB country databases for Envoy's geoip
 //!   filter, from networks or a `NETWORK COUNTRY` text file.
 //!
@@ -56,6 +59,7 @@ pub mod envoy;
 pub mod form;
 pub mod gunicorn;
 pub mod headers;
+pub mod link;
 pub mod mmdb;
 pub mod origin;
 pub mod paths;
