@@ -13,8 +13,8 @@ use tokio::net::TcpStream;
 
 use crate::config::{ListenerConfig, ProxyVersion};
 use crate::forward::{self, ForwardOptions, ForwardStats};
-use crate::limits::Limits;
-use crate::metrics::{ListenerMetrics, Refusal};
+use crate::limits::{Limits, Refusal};
+use crate::metrics::ListenerMetrics;
 use crate::proxy_protocol::{self, Parsed};
 use crate::upstream::Pool;
 
@@ -105,7 +105,7 @@ async fn serve(
                 .upstream_retries
                 .fetch_add(1, Ordering::Relaxed);
         }
-        match crate::server::connect(upstream.addr, settings.connect_timeout).await {
+        match upstream.connect(settings.connect_timeout).await {
             Ok(stream) => {
                 connected = Some((stream, upstream));
                 break;

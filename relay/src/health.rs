@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::config::ProxyVersion;
@@ -49,10 +48,8 @@ pub async fn run(
             let upstream = Arc::clone(upstream);
             let header = header.clone();
             async move {
-                let connected =
-                    tokio::time::timeout(checks.timeout, TcpStream::connect(upstream.addr)).await;
-                let ok = match connected {
-                    Ok(Ok(mut stream)) => {
+                let ok = match upstream.connect(checks.timeout).await {
+                    Ok(mut stream) => {
                         if let Some(header) = header {
                             // Best effort: the connect is the check; a refused write changes
                             // nothing about it.
@@ -66,7 +63,7 @@ pub async fn run(
                         }
                         true
                     }
-                    _ => false,
+                    Err(_) => false,
                 };
                 (upstream, ok)
             }
@@ -107,26 +104,41 @@ where
 mod tests {
     use super::*;
     use crate::upstream::{Balance, Upstream};
+    use std::net::SocketAddr;
     use std::time::Duration;
+
+    /// A pool of the one upstream at `addr`.
+    fn pool_of(addr: SocketAddr) -> (Arc<Upstream>, Arc<Pool>) {
+        let upstream = Arc::new(Upstream::new(addr, false));
+        let pool = Arc::new(Pool::new(vec![Arc::clone(&upstream)], Balance::RoundRobin));
+        (upstream, pool)
+    }
+
+    /// Checks every `interval` ms, each given `timeout` ms, `rise` and `fall` both `streak`.
+    fn checks(interval: u64, timeout: u64, streak: u32) -> Checks {
+        Checks {
+            interval: Duration::from_millis(interval),
+            timeout: Duration::from_millis(timeout),
+            rise: streak,
+            fall: streak,
+        }
+    }
 
     #[tokio::test]
     async fn a_dead_upstream_goes_down_and_comes_back() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener); // nothing listens there now
-        let upstream = Arc::new(Upstream::new(addr, false));
-        let pool = Arc::new(Pool::new(vec![Arc::clone(&upstream)], Balance::RoundRobin));
-        let checks = Checks {
-            interval: Duration::from_millis(20),
-            timeout: Duration::from_millis(200),
-            rise: 2,
-            fall: 2,
-        };
+        // Bound but not listening: connects are refused, and the port stays ours.
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let (upstream, pool) = pool_of(addr);
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(run(
             "t".into(),
-            Arc::clone(&pool),
-            checks,
+            pool,
+            checks(20, 200, 2),
             ProxyVersion::None,
             stop_rx,
         ));
@@ -135,7 +147,7 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "never went down");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let _listening = tokio::net::TcpListener::bind(addr).await.unwrap();
+        socket.listen(16).unwrap();
         while !upstream.is_up() {
             assert!(tokio::time::Instant::now() < deadline, "never came back");
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -153,17 +165,9 @@ mod tests {
             (ProxyVersion::V2, proxy_protocol::encode_local(2)),
         ] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let upstream = Arc::new(Upstream::new(addr, false));
-            let pool = Arc::new(Pool::new(vec![upstream], Balance::RoundRobin));
-            let checks = Checks {
-                interval: Duration::from_millis(50),
-                timeout: Duration::from_millis(500),
-                rise: 1,
-                fall: 1,
-            };
+            let (_, pool) = pool_of(listener.local_addr().unwrap());
             let (stop_tx, stop_rx) = watch::channel(false);
-            let task = tokio::spawn(run("t".into(), pool, checks, version, stop_rx));
+            let task = tokio::spawn(run("t".into(), pool, checks(50, 500, 1), version, stop_rx));
             let (mut check, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
                 .await
                 .expect("a check within 5 s")

@@ -4,34 +4,39 @@
 //!
 //! # Layout
 //!
-//! Plain code first, sockets and syscalls at the edge:
+//! Plain code first, sockets and syscalls at the edge. A module imports only modules listed
+//! above it (`tools/module_cycles.py relay/src` prints the graph):
 //!
+//! * Networks (allow/deny lists, trusted PROXY senders) are `ferry_net`'s, shared with the filter.
 //! * [`config`]: command line and TOML file, parsed then validated (exit 64 on bad input,
 //!   before any port is bound).
-//! * [`cidr`]: IPv4/IPv6 CIDR lists for allow/deny and trusted PROXY senders.
 //! * [`proxy_protocol`]: PROXY protocol v1/v2 headers, written and read.
-//! * [`upstream`]: upstream pools, balancing, and the rise/fall health state.
-//! * [`limits`]: per-listener and per-client-address connection limits.
-//! * [`metrics`]: the counters and the Prometheus endpoint.
+//! * [`limits`]: per-listener and per-client-address connection limits, and the reasons a
+//!   connection is refused.
+//! * [`upstream`]: upstream pools, balancing, the rise/fall health state, and the connect.
 //! * [`splice`] (the only module with `unsafe`): pipes and `splice(2)`.
+//! * [`pipe_pool`]: the bounded pool of empty pipes that connections borrow from.
 //! * [`forward`]: bidirectional forwarding of one connection, splice with a copy fallback,
 //!   half-close, resets and timeouts.
 //! * [`health`]: active TCP health checks.
+//! * [`metrics`]: what is counted, and its Prometheus text.
+//! * [`metrics_endpoint`]: the HTTP server for `GET /metrics`.
 //! * [`connection`]: one connection from accept to close (PROXY header, ACL, limits, connect
 //!   with retries, forwarding).
-//! * [`server`]: listeners (`SO_REUSEPORT`, one socket per worker), accept loops, reload and
-//!   drain.
+//! * [`server`]: listeners (`SO_REUSEPORT`, one socket per worker, port 0 shared), accept
+//!   loops, reload and drain.
 //!
 //! `main.rs` parses the flags, sets up logging and signals, and runs a [`server::Server`].
 #![deny(unsafe_code)]
 
-pub mod cidr;
 pub mod config;
 pub mod connection;
 pub mod forward;
 pub mod health;
 pub mod limits;
 pub mod metrics;
+pub mod metrics_endpoint;
+pub mod pipe_pool;
 pub mod proxy_protocol;
 pub mod server;
 #[allow(unsafe_code)]

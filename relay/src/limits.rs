@@ -1,12 +1,61 @@
-//! Connection limits: per listener and per client address, held by RAII guards so a connection
-//! that ends in any way (error, panic in its task, timeout) gives its slot back.
+//! Admission: connection limits per listener and per client address, and the reasons a
+//! connection is refused.
+//!
+//! A slot is held by an RAII guard, so a connection that ends in any way (error, panic in its
+//! task, timeout) gives its slot back. [`Refusal`] is the one list of refusal reasons: the
+//! limits here decide two of them, the connection the others, and the metrics count each
+//! under its [`Refusal::label`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::metrics::Refusal;
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client address is denied, or not allowed.
+    Acl,
+    /// The listener is at `max_connections`.
+    MaxConnections,
+    /// The client address is at `max_per_ip`.
+    MaxPerIp,
+    /// A PROXY header was missing, malformed, late, or sent by an untrusted peer.
+    ProxyHeader,
+    /// No upstream is up.
+    NoUpstream,
+    /// Every upstream tried failed to connect in time.
+    UpstreamConnect,
+}
+
+impl Refusal {
+    /// Every reason, in the order the metrics list them.
+    pub const ALL: [Refusal; 6] = [
+        Refusal::Acl,
+        Refusal::MaxConnections,
+        Refusal::MaxPerIp,
+        Refusal::ProxyHeader,
+        Refusal::NoUpstream,
+        Refusal::UpstreamConnect,
+    ];
+
+    /// The reason's name in metrics (the `reason` label) and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Acl => "acl",
+            Refusal::MaxConnections => "max_connections",
+            Refusal::MaxPerIp => "max_per_ip",
+            Refusal::ProxyHeader => "proxy_header",
+            Refusal::NoUpstream => "no_upstream",
+            Refusal::UpstreamConnect => "upstream_connect",
+        }
+    }
+
+    /// The reason's position in [`Refusal::ALL`], for counters kept in an array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// Open connections of one listener, in total and by client address.
 ///
@@ -136,6 +185,17 @@ mod tests {
         assert_eq!(limits.admit(ip).unwrap_err(), Refusal::MaxPerIp);
         limits.set(Some(2), None);
         assert_eq!(limits.admit(ip).unwrap_err(), Refusal::MaxConnections);
+    }
+
+    #[test]
+    fn every_reason_has_its_own_index_and_label() {
+        for (i, reason) in Refusal::ALL.into_iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+        }
+        let mut labels: Vec<&str> = Refusal::ALL.iter().map(|r| r.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Refusal::ALL.len());
     }
 
     #[test]

@@ -68,6 +68,8 @@ fn init_logging(format: LogFormat) {
 
 async fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let mut server = Server::start(&config).await?;
+    // Every port is bound (each listener and the metrics endpoint logged its address).
+    tracing::info!(listeners = server.listeners().len(), "ready");
     let mut grace = config.grace;
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;

@@ -1,44 +1,30 @@
-//! Prometheus metrics: per-listener counters kept in atomics on the data path, rendered as the
-//! Prometheus text format on demand, and served over plain HTTP by [`serve`].
+//! What the relay counts: per-listener counters, and the registry of the listeners a scrape
+//! reports (their counters, bound addresses and upstream pools), written in the Prometheus
+//! text format (version 0.0.4) by `prometheus-client`. How it is served is
+//! [`crate::metrics_endpoint`]'s business.
 //!
 //! Everything a connection updates is a relaxed atomic add: no lock and no allocation per
-//! connection. Rendering walks the listeners and their upstream pools.
+//! connection. A scrape copies the list of listeners and reads each counter and upstream once,
+//! so a listener a reload removes, or an upstream it replaces, is gone from the next scrape.
+//! The series, their labels and meanings are listed in the README ("The relay").
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::MetricType;
 
-use crate::upstream::Pool;
+use crate::limits::Refusal;
+use crate::upstream::{Pool, Upstream};
 
-/// Why a connection was refused (the `reason` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The client address is denied, or not allowed.
-    Acl,
-    /// The listener is at `max_connections`.
-    MaxConnections,
-    /// The client address is at `max_per_ip`.
-    MaxPerIp,
-    /// A PROXY header was missing, malformed, late, or sent by an untrusted peer.
-    ProxyHeader,
-    /// No upstream is up.
-    NoUpstream,
-    /// Every upstream tried failed to connect in time.
-    UpstreamConnect,
-}
-
-const REFUSALS: [(Refusal, &str); 6] = [
-    (Refusal::Acl, "acl"),
-    (Refusal::MaxConnections, "max_connections"),
-    (Refusal::MaxPerIp, "max_per_ip"),
-    (Refusal::ProxyHeader, "proxy_header"),
-    (Refusal::NoUpstream, "no_upstream"),
-    (Refusal::UpstreamConnect, "upstream_connect"),
-];
+/// The `Content-Type` of [`Registry::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// One listener's counters.
 #[derive(Debug, Default)]
@@ -55,221 +41,235 @@ pub struct ListenerMetrics {
     /// Connections where at least one direction fell back to copying.
     pub copied: AtomicU64,
     pub upstream_retries: AtomicU64,
-    refused: [AtomicU64; REFUSALS.len()],
+    refused: [AtomicU64; Refusal::ALL.len()],
 }
 
 impl ListenerMetrics {
     pub fn refuse(&self, reason: Refusal) {
-        let i = REFUSALS.iter().position(|(r, _)| *r == reason).unwrap_or(0);
-        self.refused[i].fetch_add(1, Ordering::Relaxed);
+        self.refused[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn refused(&self, reason: Refusal) -> u64 {
-        let i = REFUSALS.iter().position(|(r, _)| *r == reason).unwrap_or(0);
-        self.refused[i].load(Ordering::Relaxed)
+        load(&self.refused[reason.index()])
     }
 }
 
-/// A listener as the metrics endpoint sees it: its name, counters and upstream pool.
-type Entry = (String, Arc<ListenerMetrics>, Arc<Pool>);
+/// A listener as a scrape sees it.
+#[derive(Debug, Clone)]
+struct Listener {
+    name: String,
+    /// The address its sockets are bound to (the kernel's choice where the port was 0).
+    address: SocketAddr,
+    metrics: Arc<ListenerMetrics>,
+    pool: Arc<Pool>,
+}
 
-/// What the metrics endpoint shows: the listeners currently configured.
+/// What a scrape shows: the listeners currently configured.
 #[derive(Debug, Default)]
 pub struct Registry {
-    listeners: Mutex<Vec<Entry>>,
+    listeners: Mutex<Vec<Listener>>,
 }
 
 impl Registry {
-    /// Registers (or, after a reload, replaces) a listener.
-    pub fn set_listener(&self, name: &str, metrics: Arc<ListenerMetrics>, pool: Arc<Pool>) {
-        let mut all = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        all.retain(|(n, ..)| n != name);
-        all.push((name.to_string(), metrics, pool));
+    /// Registers (or, after a reload, replaces) a listener bound to `address`.
+    pub fn set_listener(
+        &self,
+        name: &str,
+        address: SocketAddr,
+        metrics: Arc<ListenerMetrics>,
+        pool: Arc<Pool>,
+    ) {
+        let mut all = self.lock();
+        all.retain(|l| l.name != name);
+        all.push(Listener {
+            name: name.to_owned(),
+            address,
+            metrics,
+            pool,
+        });
     }
 
     /// Forgets listeners that are no longer configured.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
-        let mut all = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        all.retain(|(n, ..)| keep(n));
+        self.lock().retain(|l| keep(&l.name));
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
-        let all = self
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let snapshot = Snapshot(self.lock().clone());
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(snapshot));
         let mut out = String::new();
-        let mut family =
-            |name: &str, kind: &str, help: &str, rows: &mut dyn Iterator<Item = (String, u64)>| {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                for (labels, value) in rows {
-                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
-                }
-            };
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let per = |f: fn(&ListenerMetrics) -> &AtomicU64| {
-            all.iter()
-                .map(move |(n, m, _)| (format!("listener=\"{n}\""), load(f(m))))
-                .collect::<Vec<_>>()
-        };
-        family(
-            "ferry_relay_connections_active",
-            "gauge",
-            "Connections being relayed.",
-            &mut per(|m| &m.active).into_iter(),
-        );
-        family(
-            "ferry_relay_connections_total",
-            "counter",
-            "Connections accepted.",
-            &mut per(|m| &m.accepted).into_iter(),
-        );
-        family(
-            "ferry_relay_accept_errors_total",
-            "counter",
-            "accept() errors (e.g. EMFILE); the listener keeps going.",
-            &mut per(|m| &m.accept_errors).into_iter(),
-        );
-        let bytes: Vec<(String, u64)> = all
-            .iter()
-            .flat_map(|(n, m, _)| {
-                [
-                    (
-                        format!("listener=\"{n}\",direction=\"upstream\""),
-                        load(&m.bytes_up),
-                    ),
-                    (
-                        format!("listener=\"{n}\",direction=\"downstream\""),
-                        load(&m.bytes_down),
-                    ),
-                ]
-            })
-            .collect();
-        family(
-            "ferry_relay_bytes_total",
-            "counter",
-            "Bytes relayed, client to upstream (upstream) and back (downstream).",
-            &mut bytes.into_iter(),
-        );
-        let paths: Vec<(String, u64)> = all
-            .iter()
-            .flat_map(|(n, m, _)| {
-                [
-                    (
-                        format!("listener=\"{n}\",path=\"splice\""),
-                        load(&m.spliced),
-                    ),
-                    (format!("listener=\"{n}\",path=\"copy\""), load(&m.copied)),
-                ]
-            })
-            .collect();
-        family(
-            "ferry_relay_forward_path_total",
-            "counter",
-            "Finished connections by forwarding path: splice(2) both ways, or a copy fallback.",
-            &mut paths.into_iter(),
-        );
-        let refused: Vec<(String, u64)> = all
-            .iter()
-            .flat_map(|(n, m, _)| {
-                REFUSALS.iter().map(move |(r, label)| {
-                    (
-                        format!("listener=\"{n}\",reason=\"{label}\""),
-                        m.refused(*r),
-                    )
-                })
-            })
-            .collect();
-        family(
-            "ferry_relay_refused_total",
-            "counter",
-            "Connections refused, by reason.",
-            &mut refused.into_iter(),
-        );
-        family(
-            "ferry_relay_upstream_retries_total",
-            "counter",
-            "Connects retried on the next upstream after a failure.",
-            &mut per(|m| &m.upstream_retries).into_iter(),
-        );
-        let upstream_rows = |f: fn(&crate::upstream::Upstream) -> u64| {
-            all.iter()
-                .flat_map(move |(n, _, pool)| {
-                    pool.upstreams()
-                        .iter()
-                        .map(move |u| (format!("listener=\"{n}\",upstream=\"{}\"", u.addr), f(u)))
-                        .collect::<Vec<_>>()
-                })
-                .collect::<Vec<_>>()
-        };
-        family(
-            "ferry_relay_upstream_up",
-            "gauge",
-            "1 when the upstream passes its health checks.",
-            &mut upstream_rows(|u| u64::from(u.is_up())).into_iter(),
-        );
-        family(
-            "ferry_relay_upstream_connections_active",
-            "gauge",
-            "Connections being relayed to the upstream.",
-            &mut upstream_rows(|u| u.active() as u64).into_iter(),
-        );
-        family(
-            "ferry_relay_upstream_connections_total",
-            "counter",
-            "Connections relayed to the upstream.",
-            &mut upstream_rows(|u| u.total()).into_iter(),
-        );
+        // Writing to a String cannot fail, and the collector fails only when writing does.
+        let _ = prometheus_text::encode(&mut out, &registry);
         out
     }
-}
 
-/// Serves `GET /metrics` (and `/`) on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            // EMFILE and friends: back off instead of spinning.
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            continue;
-        };
-        let registry = Arc::clone(&registry);
-        tokio::spawn(async move {
-            let mut request = [0u8; 1024];
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut request))
-                    .await;
-            let Ok(Ok(n)) = read else { return };
-            let line = String::from_utf8_lossy(&request[..n]);
-            let path = line.split_whitespace().nth(1).unwrap_or("");
-            let response = if line.starts_with("GET ") && (path == "/metrics" || path == "/") {
-                let body = registry.render();
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into()
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
+    fn lock(&self) -> MutexGuard<'_, Vec<Listener>> {
+        // Nothing panics while the list is locked; a poisoned lock still guards a whole list.
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Binds the metrics endpoint.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+/// The listeners at the time of one scrape.
+#[derive(Debug)]
+struct Snapshot(Vec<Listener>);
+
+/// One listener's samples of a family: the label after `listener` (if any) and the value.
+type Samples = Vec<(Option<(&'static str, String)>, u64)>;
+
+/// A family of series with a `listener` label. Counters are named without `_total`: the
+/// encoder adds it (so the series is `ferry_relay_connections_total`, as documented).
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    samples: fn(&Listener) -> Samples,
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "ferry_relay_connections_active",
+        help: "Connections being relayed.",
+        kind: MetricType::Gauge,
+        samples: |l| unlabelled(&l.metrics.active),
+    },
+    Family {
+        name: "ferry_relay_connections",
+        help: "Connections accepted.",
+        kind: MetricType::Counter,
+        samples: |l| unlabelled(&l.metrics.accepted),
+    },
+    Family {
+        name: "ferry_relay_accept_errors",
+        help: "accept() errors (e.g. EMFILE); the listener keeps going.",
+        kind: MetricType::Counter,
+        samples: |l| unlabelled(&l.metrics.accept_errors),
+    },
+    Family {
+        name: "ferry_relay_bytes",
+        help: "Bytes relayed, client to upstream (upstream) and back (downstream).",
+        kind: MetricType::Counter,
+        samples: |l| {
+            let m = &l.metrics;
+            labelled(
+                "direction",
+                [("upstream", &m.bytes_up), ("downstream", &m.bytes_down)],
+            )
+        },
+    },
+    Family {
+        name: "ferry_relay_forward_path",
+        help: "Finished connections by forwarding path: splice(2) both ways, or a copy fallback.",
+        kind: MetricType::Counter,
+        samples: |l| {
+            let m = &l.metrics;
+            labelled("path", [("splice", &m.spliced), ("copy", &m.copied)])
+        },
+    },
+    Family {
+        name: "ferry_relay_refused",
+        help: "Connections refused, by reason.",
+        kind: MetricType::Counter,
+        samples: |l| {
+            Refusal::ALL
+                .iter()
+                .map(|&r| (Some(("reason", r.label().to_owned())), l.metrics.refused(r)))
+                .collect()
+        },
+    },
+    Family {
+        name: "ferry_relay_upstream_retries",
+        help: "Connects retried on the next upstream after a failure.",
+        kind: MetricType::Counter,
+        samples: |l| unlabelled(&l.metrics.upstream_retries),
+    },
+    Family {
+        name: "ferry_relay_upstream_up",
+        help: "1 when the upstream passes its health checks.",
+        kind: MetricType::Gauge,
+        samples: |l| per_upstream(l, |u| u64::from(u.is_up())),
+    },
+    Family {
+        name: "ferry_relay_upstream_connections_active",
+        help: "Connections being relayed to the upstream.",
+        kind: MetricType::Gauge,
+        samples: |l| per_upstream(l, |u| u.active() as u64),
+    },
+    Family {
+        name: "ferry_relay_upstream_connections",
+        help: "Connections relayed to the upstream.",
+        kind: MetricType::Counter,
+        samples: |l| per_upstream(l, Upstream::total),
+    },
+];
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+fn unlabelled(counter: &AtomicU64) -> Samples {
+    vec![(None, load(counter))]
+}
+
+fn labelled<const N: usize>(key: &'static str, values: [(&str, &AtomicU64); N]) -> Samples {
+    values
+        .into_iter()
+        .map(|(value, counter)| (Some((key, value.to_owned())), load(counter)))
+        .collect()
+}
+
+fn per_upstream(listener: &Listener, value: fn(&Upstream) -> u64) -> Samples {
+    listener
+        .pool
+        .upstreams()
+        .iter()
+        .map(|u| (Some(("upstream", u.addr.to_string())), value(u)))
+        .collect()
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        // An info series (`_info`, value 1; a gauge in this format): where each listener
+        // accepts, as bound, so that a listener configured with port 0 can be found.
+        let mut info = encoder.encode_descriptor(
+            "ferry_relay_listener",
+            "The address each listener is bound to.",
+            None,
+            MetricType::Info,
+        )?;
+        for l in &self.0 {
+            let listener = [("listener", l.name.as_str())];
+            Info::new([("address", l.address.to_string())])
+                .encode(info.encode_family(&listener)?)?;
+        }
+        for family in FAMILIES {
+            let mut series =
+                encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
+            for l in &self.0 {
+                for (label, value) in (family.samples)(l) {
+                    let labels: Vec<(&str, &str)> = [("listener", l.name.as_str())]
+                        .into_iter()
+                        .chain(label.as_ref().map(|(k, v)| (*k, v.as_str())))
+                        .collect();
+                    let sample = series.encode_family(&labels)?;
+                    match family.kind {
+                        MetricType::Counter => ConstCounter::new(value).encode(sample)?,
+                        _ => ConstGauge::new(value).encode(sample)?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::{Balance, Upstream};
+    use crate::upstream::Balance;
 
-    #[test]
-    fn renders_every_family_with_labels() {
+    fn registry_with_one_listener() -> Registry {
         let registry = Registry::default();
         let m = Arc::new(ListenerMetrics::default());
         m.accepted.fetch_add(3, Ordering::Relaxed);
@@ -282,19 +282,65 @@ mod tests {
             ))],
             Balance::RoundRobin,
         ));
-        registry.set_listener("https", m, pool);
-        let text = registry.render();
-        for line in [
-            "ferry_relay_connections_total{listener=\"https\"} 3",
-            "ferry_relay_bytes_total{listener=\"https\",direction=\"upstream\"} 10",
-            "ferry_relay_refused_total{listener=\"https\",reason=\"max_per_ip\"} 1",
-            "ferry_relay_refused_total{listener=\"https\",reason=\"acl\"} 0",
-            "ferry_relay_upstream_up{listener=\"https\",upstream=\"10.0.0.5:443\"} 1",
-            "# TYPE ferry_relay_connections_active gauge",
-        ] {
-            assert!(text.contains(line), "missing {line:?} in:\n{text}");
-        }
+        let address = SocketAddr::from(([127, 0, 0, 1], 8443));
+        registry.set_listener("https", address, m, pool);
+        registry
+    }
+
+    /// The whole text, byte for byte: names, labels, order, HELP and TYPE lines as the relay
+    /// wrote them before it used prometheus-client, plus the listener info series.
+    #[test]
+    fn renders_every_family_in_the_prometheus_text_format() {
+        let expected = r#"# HELP ferry_relay_listener_info The address each listener is bound to.
+# TYPE ferry_relay_listener_info gauge
+ferry_relay_listener_info{listener="https",address="127.0.0.1:8443"} 1
+# HELP ferry_relay_connections_active Connections being relayed.
+# TYPE ferry_relay_connections_active gauge
+ferry_relay_connections_active{listener="https"} 0
+# HELP ferry_relay_connections_total Connections accepted.
+# TYPE ferry_relay_connections_total counter
+ferry_relay_connections_total{listener="https"} 3
+# HELP ferry_relay_accept_errors_total accept() errors (e.g. EMFILE); the listener keeps going.
+# TYPE ferry_relay_accept_errors_total counter
+ferry_relay_accept_errors_total{listener="https"} 0
+# HELP ferry_relay_bytes_total Bytes relayed, client to upstream (upstream) and back (downstream).
+# TYPE ferry_relay_bytes_total counter
+ferry_relay_bytes_total{listener="https",direction="upstream"} 10
+ferry_relay_bytes_total{listener="https",direction="downstream"} 0
+# HELP ferry_relay_forward_path_total Finished connections by forwarding path: splice(2) both ways, or a copy fallback.
+# TYPE ferry_relay_forward_path_total counter
+ferry_relay_forward_path_total{listener="https",path="splice"} 0
+ferry_relay_forward_path_total{listener="https",path="copy"} 0
+# HELP ferry_relay_refused_total Connections refused, by reason.
+# TYPE ferry_relay_refused_total counter
+ferry_relay_refused_total{listener="https",reason="acl"} 0
+ferry_relay_refused_total{listener="https",reason="max_connections"} 0
+ferry_relay_refused_total{listener="https",reason="max_per_ip"} 1
+ferry_relay_refused_total{listener="https",reason="proxy_header"} 0
+ferry_relay_refused_total{listener="https",reason="no_upstream"} 0
+ferry_relay_refused_total{listener="https",reason="upstream_connect"} 0
+# HELP ferry_relay_upstream_retries_total Connects retried on the next upstream after a failure.
+# TYPE ferry_relay_upstream_retries_total counter
+ferry_relay_upstream_retries_total{listener="https"} 0
+# HELP ferry_relay_upstream_up 1 when the upstream passes its health checks.
+# TYPE ferry_relay_upstream_up gauge
+ferry_relay_upstream_up{listener="https",upstream="10.0.0.5:443"} 1
+# HELP ferry_relay_upstream_connections_active Connections being relayed to the upstream.
+# TYPE ferry_relay_upstream_connections_active gauge
+ferry_relay_upstream_connections_active{listener="https",upstream="10.0.0.5:443"} 0
+# HELP ferry_relay_upstream_connections_total Connections relayed to the upstream.
+# TYPE ferry_relay_upstream_connections_total counter
+ferry_relay_upstream_connections_total{listener="https",upstream="10.0.0.5:443"} 0
+"#;
+        assert_eq!(registry_with_one_listener().render(), expected);
+    }
+
+    #[test]
+    fn a_removed_listener_leaves_the_output() {
+        let registry = registry_with_one_listener();
         registry.retain(|name| name != "https");
-        assert!(!registry.render().contains("listener=\"https\""));
+        let text = registry.render();
+        assert!(!text.contains("listener=\"https\""), "{text}");
+        assert!(text.contains("# TYPE ferry_relay_connections_total counter"));
     }
 }

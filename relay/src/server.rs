@@ -3,8 +3,12 @@
 //!
 //! Each listener binds one socket per runtime worker with `SO_REUSEPORT`, so the kernel spreads
 //! new connections over the workers (and a second relay can bind beside this one during an
-//! upgrade). A listener's settings sit behind a lock as an `Arc<ListenerState>` that a reload
-//! swaps: a connection keeps the state it was accepted with, so nothing open is disturbed.
+//! upgrade). With port 0 the first socket gets a port from the kernel and the others bind that
+//! same port; the bound address is logged (`listening`, field `address`) and shown in the
+//! metrics. A listener's settings sit behind a lock as an `Arc<ListenerState>` that a reload
+//! swaps: a connection keeps the state it was accepted with, so nothing open is disturbed. A
+//! reload keeps the sockets of every listener whose name and configured address are unchanged
+//! (so a port the kernel chose stays), and binds anew only where they changed.
 
 use std::collections::HashMap;
 use std::io;
@@ -13,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -22,6 +26,7 @@ use crate::connection::{self, ListenerState};
 use crate::health;
 use crate::limits::Limits;
 use crate::metrics::{ListenerMetrics, Registry};
+use crate::metrics_endpoint;
 use crate::upstream::{Pool, Upstream};
 
 /// Why the relay could not start or reload.
@@ -83,7 +88,10 @@ impl Drop for ConnectionGuard {
 }
 
 struct Running {
+    /// As configured: a reload that keeps it keeps the sockets.
     listen: SocketAddr,
+    /// As bound (the port the kernel chose, where `listen` has port 0).
+    bound: SocketAddr,
     state: Arc<RwLock<Arc<ListenerState>>>,
     accept: Vec<JoinHandle<()>>,
     health_stop: watch::Sender<bool>,
@@ -109,12 +117,12 @@ impl Server {
             metrics_task: None,
         };
         if let Some(addr) = settings.metrics {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Metrics { addr, source })?;
+            let metrics_error = |source| ServerError::Metrics { addr, source };
+            let listener = TcpListener::bind(addr).await.map_err(metrics_error)?;
+            let bound = listener.local_addr().map_err(metrics_error)?;
             let registry = Arc::clone(&server.registry);
-            server.metrics_task = Some(tokio::spawn(crate::metrics::serve(listener, registry)));
-            tracing::info!(%addr, "metrics on http://{addr}/metrics");
+            server.metrics_task = Some(tokio::spawn(metrics_endpoint::serve(listener, registry)));
+            tracing::info!(address = %bound, "metrics endpoint listening");
         }
         for listener in &settings.listeners {
             server.add(listener)?;
@@ -128,6 +136,17 @@ impl Server {
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// Each listener's name and bound address.
+    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        let mut all: Vec<_> = self
+            .running
+            .iter()
+            .map(|(name, running)| (name.clone(), running.bound))
+            .collect();
+        all.sort();
+        all
     }
 
     /// Applies a new configuration: changed listeners get the new settings for their next
@@ -185,7 +204,7 @@ impl Server {
             limits,
             Arc::clone(&metrics),
         ))));
-        let sockets =
+        let (sockets, bound) =
             bind_reuseport(settings.listen, self.workers).map_err(|source| ServerError::Bind {
                 name: settings.name.clone(),
                 addr: settings.listen,
@@ -202,15 +221,17 @@ impl Server {
             })
             .collect();
         let health_stop = spawn_health(settings, &pool);
-        self.registry.set_listener(&settings.name, metrics, pool);
+        self.registry
+            .set_listener(&settings.name, bound, metrics, pool);
         tracing::info!(
-            listener = %settings.name, listen = %settings.listen,
+            listener = %settings.name, address = %bound,
             upstreams = settings.upstreams.len(), "listening"
         );
         self.running.insert(
             settings.name.clone(),
             Running {
                 listen: settings.listen,
+                bound,
                 state,
                 accept,
                 health_stop,
@@ -251,9 +272,13 @@ impl Server {
             Arc::clone(&old.metrics),
         ));
         *running.state.write().unwrap_or_else(|e| e.into_inner()) = state;
-        self.registry
-            .set_listener(&settings.name, Arc::clone(&old.metrics), pool);
-        tracing::info!(listener = %settings.name, "listener reloaded");
+        self.registry.set_listener(
+            &settings.name,
+            running.bound,
+            Arc::clone(&old.metrics),
+            pool,
+        );
+        tracing::info!(listener = %settings.name, address = %running.bound, "listener reloaded");
     }
 }
 
@@ -298,16 +323,16 @@ fn new_pool(settings: &ListenerConfig) -> Arc<Pool> {
     Arc::new(Pool::new(upstreams, settings.balance))
 }
 
-/// One listening socket per worker, all with `SO_REUSEPORT` (an ephemeral port is chosen by
-/// the first and shared by the others).
-fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
+/// `count` listening sockets, all with `SO_REUSEPORT`, and the address they share (with port
+/// 0, the port the kernel chose for the first: the others bind that one).
+fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<TcpListener>, SocketAddr)> {
     let first = bind_one(addr)?;
     let bound = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..count {
         sockets.push(bind_one(bound)?);
     }
-    Ok(sockets)
+    Ok((sockets, bound))
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -362,10 +387,17 @@ async fn accept_loop(
     }
 }
 
-/// Connects to `addr` within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_socket_of_a_listener_shares_the_port_the_kernel_chose() {
+        let (sockets, bound) = bind_reuseport(SocketAddr::from(([127, 0, 0, 1], 0)), 4).unwrap();
+        assert_ne!(bound.port(), 0);
+        assert_eq!(sockets.len(), 4);
+        for socket in &sockets {
+            assert_eq!(socket.local_addr().unwrap(), bound);
+        }
     }
 }

@@ -6,10 +6,17 @@
 //! upstream starts up, so the relay forwards from its first second. A connect that fails on
 //! the data path does not change health (one lost SYN is not an outage); the next candidate is
 //! tried instead.
+//!
+//! [`Upstream::connect`] is the one way to reach an upstream, for connections and health checks
+//! alike.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
 
 pub use crate::config::Balance;
 
@@ -61,6 +68,18 @@ impl Upstream {
 
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// Opens a TCP connection to the upstream; one not established within `timeout` fails
+    /// with [`io::ErrorKind::TimedOut`].
+    pub async fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
+        match tokio::time::timeout(timeout, TcpStream::connect(self.addr)).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect timed out after {timeout:?}"),
+            )),
+        }
     }
 
     /// Feeds one health check result; `rise` and `fall` are at least 1.

@@ -25,7 +25,7 @@ use std::time::Duration;
 use ferry_relay::forward::{
     forward, End, ForwardOptions, ForwardStats, Outcome, Side, StatsSnapshot,
 };
-use ferry_relay::splice::PipePool;
+use ferry_relay::pipe_pool::PipePool;
 use ferry_testkit::{Digest, Rng};
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -64,19 +64,11 @@ async fn within<F: Future>(secs: u64, what: &str, fut: F) -> F::Output {
 
 // ----- data: a deterministic stream (ferry_testkit's Rng) and its split-independent digest -----
 
-/// The digest of `len` bytes of stream `seed`, without sending them.
-fn expected(seed: u64, len: u64) -> (u64, u64) {
-    let mut stream = Rng(seed);
-    let mut digest = Digest::new();
-    let mut buf = vec![0; 64 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        stream.fill(&mut buf[..n]);
-        digest.update(&buf[..n]);
-        left -= n as u64;
-    }
-    digest.finish()
+/// The digest of `len` bytes of stream `seed`, without sending them anywhere.
+async fn expected(seed: u64, len: u64) -> (u64, u64) {
+    send(&mut tokio::io::sink(), seed, len)
+        .await
+        .expect("a sink takes every byte")
 }
 
 /// Writes `len` bytes of stream `seed`; returns their digest.
@@ -133,6 +125,22 @@ where
         }
     });
     (addr, Background(task))
+}
+
+/// What a [`digesting_upstream`] got on each connection.
+type Digests = mpsc::UnboundedReceiver<io::Result<(u64, u64)>>;
+
+/// A test upstream that reads each connection to its end and sends the digest of what it got.
+async fn digesting_upstream() -> (SocketAddr, Digests, Background) {
+    let (tx, digests) = mpsc::unbounded_channel();
+    let (addr, task) = serve(move |mut stream| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(receive(&mut stream).await);
+        }
+    })
+    .await;
+    (addr, digests, task)
 }
 
 /// The relay under test: accepts on an ephemeral port, connects to `upstream`, forwards.
@@ -267,7 +275,7 @@ async fn both_ways(opts: ForwardOptions, len: u64) -> (Outcome, StatsSnapshot) {
     .await;
     let (sent, received) = (sent.unwrap(), received.unwrap());
     let (upstream_sent, upstream_received) = upstream_results.recv().await.unwrap();
-    assert_eq!(sent, expected(1, len));
+    assert_eq!(sent, expected(1, len).await);
     assert_eq!(upstream_received, sent, "client -> upstream bytes differ");
     assert_eq!(received, upstream_sent, "upstream -> client bytes differ");
 
@@ -309,8 +317,11 @@ async fn half_close(opts: ForwardOptions) -> Outcome {
     send(&mut client, 3, REQUEST).await.unwrap();
     client.shutdown().await.unwrap();
     let answer = within(30, "answer", receive(&mut client)).await.unwrap();
-    assert_eq!(request_seen.recv().await.unwrap(), expected(3, REQUEST));
-    assert_eq!(answer, expected(4, ANSWER), "answer after half-close");
+    assert_eq!(
+        request_seen.recv().await.unwrap(),
+        expected(3, REQUEST).await
+    );
+    assert_eq!(answer, expected(4, ANSWER).await, "answer after half-close");
 
     let outcome = relay.outcome().await;
     assert_eq!(outcome.end, End::Closed);
@@ -448,14 +459,7 @@ async fn many_closes(
         // Both halves dropped here: close(2) right after the last write.
     })
     .await;
-    let (tx, mut uploads) = mpsc::unbounded_channel();
-    let (upload_upstream, _s2) = serve(move |mut stream| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(receive(&mut stream).await);
-        }
-    })
-    .await;
+    let (upload_upstream, mut uploads, _s2) = digesting_upstream().await;
     let mut responses = Relay::start_with(response_upstream, opts.clone(), Some(4096)).await;
     let mut upload = Relay::start_with(upload_upstream, opts, Some(4096)).await;
 
@@ -470,7 +474,7 @@ async fn many_closes(
                 let answer = receive(&mut client).await.unwrap();
                 assert_eq!(
                     answer,
-                    expected(7, len),
+                    expected(7, len).await,
                     "response tail lost (connection {i})"
                 );
             } else {
@@ -486,7 +490,7 @@ async fn many_closes(
         }
     })
     .await;
-    let want = expected(9, len);
+    let want = expected(9, len).await;
     for i in 0..conns / 2 {
         let got = within(30, "upload", uploads.recv()).await.unwrap().unwrap();
         assert_eq!(got, want, "upload tail lost ({i} uploads checked)");
@@ -650,14 +654,7 @@ fn idle_connection_is_closed_after_idle_timeout_but_a_chatty_one_is_not() {
             idle_timeout: Duration::from_millis(300),
             ..splice_opts()
         };
-        let (tx, mut received) = mpsc::unbounded_channel();
-        let (upstream, _server) = serve(move |mut stream| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(receive(&mut stream).await);
-            }
-        })
-        .await;
+        let (upstream, mut received, _server) = digesting_upstream().await;
         let mut relay = Relay::start(upstream, opts).await;
 
         let mut client = TcpStream::connect(relay.addr).await.unwrap();
@@ -825,7 +822,7 @@ fn no_pipe_or_socket_descriptor_outlives_its_connections() {
         pool_after.closed_not_empty > pool_before.closed_not_empty,
         "the stuck pipe must have been closed, not pooled: {pool_after:?}"
     );
-    assert!(pool_after.idle_bytes <= ferry_relay::splice::GLOBAL_POOL_IDLE_BYTES);
+    assert!(pool_after.idle_bytes <= ferry_relay::pipe_pool::GLOBAL_POOL_IDLE_BYTES);
     pool.clear();
     assert_eq!(census(), before, "descriptors leaked");
 }

@@ -1,6 +1,7 @@
 //! The `ferry-relay` binary on loopback: byte-exact relaying, PROXY headers parsed back by the
 //! upstream, failover, health checks, limits and access lists, SIGTERM drain, SIGHUP reload,
-//! and exit status 64 on bad input.
+//! and exit status 64 on bad input. Every port is one the kernel chose: the relay is started
+//! on port 0 and tells its addresses in its log (`ferry_tests::relay` reads them).
 
 mod support;
 
@@ -9,37 +10,37 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use ferry_relay::proxy_protocol::{self, Parsed};
-use support::{free_port, random_bytes, refused, round_trip, Relay, Upstream};
-
-const SIGHUP: i32 = 1;
-const SIGTERM: i32 = 15;
+use ferry_testkit::Rng;
+use ferry_tests::relay::Relay;
+use support::{refused, round_trip, start, ClosedPort, Upstream};
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// A relay on a port of 127.0.0.1 the kernel chooses, with metrics, forwarding to `upstreams`.
 fn relay_to(upstreams: &[SocketAddr], extra: &[&str]) -> Relay {
-    let listen = free_port();
-    let metrics = free_port();
-    let mut a = args(&[
-        "--listen",
-        &listen.to_string(),
-        "--metrics",
-        &metrics.to_string(),
-    ]);
-    for u in upstreams {
-        a.extend(args(&["--upstream", &u.to_string()]));
+    let upstreams: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
+    let mut argv = vec!["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"];
+    for u in &upstreams {
+        argv.extend(["--upstream", u]);
     }
-    a.extend(args(extra));
-    Relay::start(&a, listen, Some(metrics))
+    argv.extend(extra);
+    start(&argv)
+}
+
+/// Waits until `series` is at least `at_least`.
+fn wait_metric(relay: &Relay, series: &str, at_least: u64) -> u64 {
+    relay.wait_metric(series, |v| v >= at_least)
 }
 
 #[test]
 fn relays_large_data_byte_exact_both_ways_on_the_splice_path() {
     let upstream = Upstream::echo();
     let relay = relay_to(&[upstream.addr], &["--proxy-protocol", "none"]);
-    let data = random_bytes(16 << 20, 7);
-    let answer = round_trip(relay.listen, &data).expect("round trip through the relay");
+    let mut data = vec![0; 16 << 20];
+    Rng(7).fill(&mut data);
+    let answer = round_trip(relay.addr(), &data).expect("round trip through the relay");
     assert_eq!(answer.len(), data.len());
     assert!(answer == data, "echoed bytes differ");
     let received = upstream.wait_received(1);
@@ -61,28 +62,12 @@ fn relays_large_data_byte_exact_both_ways_on_the_splice_path() {
     );
 }
 
-fn wait_metric(relay: &Relay, series: &str, at_least: u64) -> u64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = relay.metric(series).unwrap_or(0);
-        if v >= at_least {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{series} stayed at {v}:\n{}",
-            relay.metrics()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn proxy_headers_carry_the_client_address_to_the_upstream() {
     for version in ["v1", "v2"] {
         let upstream = Upstream::echo();
         let relay = relay_to(&[upstream.addr], &["--proxy-protocol", version]);
-        let mut client = TcpStream::connect(relay.listen).unwrap();
+        let mut client = TcpStream::connect(relay.addr()).unwrap();
         let client_addr = client.local_addr().unwrap();
         client.write_all(b"hello").unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
@@ -96,7 +81,7 @@ fn proxy_headers_carry_the_client_address_to_the_upstream() {
                 destination,
             }) => {
                 assert_eq!(source, Some(client_addr), "{version}");
-                assert_eq!(destination, Some(relay.listen), "{version}");
+                assert_eq!(destination, Some(relay.addr()), "{version}");
                 assert_eq!(&got[len..], b"hello", "{version}: payload after the header");
             }
             other => panic!("{version}: no PROXY header: {other:?} in {got:?}"),
@@ -119,7 +104,7 @@ fn a_trusted_balancer_sets_the_client_address_and_others_cannot() {
     let header = b"PROXY TCP4 203.0.113.7 10.0.0.1 40000 443\r\n";
     let mut sent = header.to_vec();
     sent.extend_from_slice(b"payload");
-    round_trip(relay.listen, &sent).expect("round trip");
+    round_trip(relay.addr(), &sent).expect("round trip");
     let got = upstream.wait_received(1).remove(0);
     let Ok(Parsed::Header { len, source, .. }) = proxy_protocol::parse(&got) else {
         panic!("no PROXY header in {got:?}");
@@ -141,7 +126,7 @@ fn a_trusted_balancer_sets_the_client_address_and_others_cannot() {
             "10.0.0.0/8",
         ],
     );
-    assert!(refused_with(strict.listen, &sent));
+    assert!(refused(strict.addr(), &sent));
     wait_metric(
         &strict,
         "ferry_relay_refused_total{listener=\"default\",reason=\"proxy_header\"}",
@@ -149,28 +134,25 @@ fn a_trusted_balancer_sets_the_client_address_and_others_cannot() {
     );
 }
 
-fn refused_with(addr: SocketAddr, data: &[u8]) -> bool {
-    round_trip(addr, data).map_or(true, |a| a.is_empty())
-}
-
 #[test]
 fn fails_over_to_the_next_upstream_before_any_byte_is_relayed() {
-    let dead = free_port();
+    let dead = ClosedPort::new();
     let live = Upstream::echo();
     let relay = relay_to(
-        &[dead, live.addr],
+        &[dead.addr, live.addr],
         &["--proxy-protocol", "none", "--balance", "round-robin"],
     );
     for i in 0..6 {
         let data = format!("request {i}");
-        let answer = round_trip(relay.listen, data.as_bytes()).expect("round trip");
+        let answer = round_trip(relay.addr(), data.as_bytes()).expect("round trip");
         assert_eq!(answer, data.as_bytes(), "connection {i}");
     }
 }
 
 #[test]
 fn health_checks_take_an_upstream_out_and_bring_it_back() {
-    let addr = free_port();
+    let port = ClosedPort::new();
+    let addr = port.addr;
     let relay = relay_to(
         &[addr],
         &[
@@ -183,26 +165,11 @@ fn health_checks_take_an_upstream_out_and_bring_it_back() {
         ],
     );
     let series = format!("ferry_relay_upstream_up{{listener=\"default\",upstream=\"{addr}\"}}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while relay.metric(&series) != Some(0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never marked down:\n{}",
-            relay.metrics()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(refused(relay.listen), "nothing up: refused");
-    let _upstream = Upstream::bind_at(addr);
-    while relay.metric(&series) != Some(1) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never came back:\n{}",
-            relay.metrics()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(round_trip(relay.listen, b"back").unwrap(), b"back");
+    relay.wait_metric(&series, |up| up == 0);
+    assert!(refused(relay.addr(), b"hello"), "nothing up: refused");
+    let _upstream = port.open();
+    relay.wait_metric(&series, |up| up == 1);
+    assert_eq!(round_trip(relay.addr(), b"back").unwrap(), b"back");
 }
 
 #[test]
@@ -210,11 +177,11 @@ fn limits_and_access_lists_refuse_with_a_reason() {
     let upstream = Upstream::echo();
 
     let relay = relay_to(&[upstream.addr], &["--max-connections", "1"]);
-    let mut held = TcpStream::connect(relay.listen).unwrap();
+    let mut held = TcpStream::connect(relay.addr()).unwrap();
     held.write_all(b"x").unwrap();
     let mut one = [0u8; 1];
     held.read_exact(&mut one).unwrap(); // the first connection is through
-    assert!(refused(relay.listen));
+    assert!(refused(relay.addr(), b"hello"));
     wait_metric(
         &relay,
         "ferry_relay_refused_total{listener=\"default\",reason=\"max_connections\"}",
@@ -223,10 +190,10 @@ fn limits_and_access_lists_refuse_with_a_reason() {
     drop(held);
 
     let relay = relay_to(&[upstream.addr], &["--max-per-ip", "1"]);
-    let mut held = TcpStream::connect(relay.listen).unwrap();
+    let mut held = TcpStream::connect(relay.addr()).unwrap();
     held.write_all(b"x").unwrap();
     held.read_exact(&mut one).unwrap();
-    assert!(refused(relay.listen));
+    assert!(refused(relay.addr(), b"hello"));
     wait_metric(
         &relay,
         "ferry_relay_refused_total{listener=\"default\",reason=\"max_per_ip\"}",
@@ -236,7 +203,7 @@ fn limits_and_access_lists_refuse_with_a_reason() {
 
     for acl in [["--deny", "127.0.0.1/32"], ["--allow", "10.0.0.0/8"]] {
         let relay = relay_to(&[upstream.addr], &acl);
-        assert!(refused(relay.listen), "{acl:?}");
+        assert!(refused(relay.addr(), b"hello"), "{acl:?}");
         wait_metric(
             &relay,
             "ferry_relay_refused_total{listener=\"default\",reason=\"acl\"}",
@@ -247,7 +214,7 @@ fn limits_and_access_lists_refuse_with_a_reason() {
         &[upstream.addr],
         &["--allow", "127.0.0.0/8", "--deny", "10.0.0.0/8"],
     );
-    assert_eq!(round_trip(relay.listen, b"ok").unwrap(), b"ok");
+    assert_eq!(round_trip(relay.addr(), b"ok").unwrap(), b"ok");
 }
 
 #[test]
@@ -257,13 +224,14 @@ fn sigterm_stops_accepting_and_drains_open_connections() {
         &[upstream.addr],
         &["--proxy-protocol", "none", "--grace", "20s"],
     );
-    let mut open = TcpStream::connect(relay.listen).unwrap();
+    let mut open = TcpStream::connect(relay.addr()).unwrap();
     open.write_all(b"before").unwrap();
     let mut buf = [0u8; 6];
     open.read_exact(&mut buf).unwrap();
-    relay.signal(SIGTERM);
+    let addr = relay.addr();
+    relay.terminate();
     relay.wait_log("stop accepting");
-    assert!(TcpStream::connect(relay.listen).is_err() || refused(relay.listen));
+    assert!(TcpStream::connect(addr).is_err() || refused(addr, b"hello"));
     // The open connection still works, then its end lets the relay exit.
     open.write_all(b"after!").unwrap();
     open.read_exact(&mut buf).unwrap();
@@ -279,30 +247,47 @@ fn sigterm_stops_accepting_and_drains_open_connections() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Waits until the relay has logged `count` successful reloads.
+fn wait_reloads(relay: &Relay, count: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while relay.log().matches("configuration reloaded").count() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not {count} reloads:\n{}",
+            relay.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
-fn sighup_reloads_the_file_without_dropping_connections() {
+fn sighup_reloads_the_file_without_dropping_connections_or_the_port() {
     let first = Upstream::echo();
     let second = Upstream::echo();
-    let listen = free_port();
     let dir = std::env::temp_dir().join(format!("ferry-relay-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("relay.toml");
     let write = |upstream: SocketAddr| {
         let toml = format!(
-            "[[listener]]\nname = \"main\"\nlisten = \"{listen}\"\nupstreams = [\"{upstream}\"]\nproxy_protocol = \"none\"\n"
+            "metrics = \"127.0.0.1:0\"\n[[listener]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n\
+             upstreams = [\"{upstream}\"]\nproxy_protocol = \"none\"\n"
         );
         std::fs::write(&file, toml).unwrap();
     };
     write(first.addr);
-    let relay = Relay::start(&args(&["--config", file.to_str().unwrap()]), listen, None);
+    let relay = start(&["--config", file.to_str().unwrap()]);
+    let listen = relay.addr();
+    assert_ne!(listen.port(), 0);
+    let info = format!("ferry_relay_listener_info{{listener=\"main\",address=\"{listen}\"}}");
+    assert_eq!(relay.metric(&info), Some(1), "{}", relay.metrics());
     let mut open = TcpStream::connect(listen).unwrap();
     open.write_all(b"one").unwrap();
     let mut buf = [0u8; 3];
     open.read_exact(&mut buf).unwrap();
 
     write(second.addr);
-    relay.signal(SIGHUP);
-    relay.wait_log("reloaded");
+    relay.reload();
+    wait_reloads(&relay, 1);
     assert_eq!(round_trip(listen, b"new").unwrap(), b"new");
     assert_eq!(
         second.wait_received(1)[0],
@@ -315,9 +300,16 @@ fn sighup_reloads_the_file_without_dropping_connections() {
     drop(open);
     assert_eq!(first.wait_received(1)[0], b"onetwo");
 
+    // The same file again: the listener keeps the port the kernel chose at start.
+    relay.reload();
+    wait_reloads(&relay, 2);
+    assert_eq!(relay.addr(), listen);
+    assert_eq!(relay.metric(&info), Some(1), "{}", relay.metrics());
+    assert_eq!(round_trip(listen, b"same").unwrap(), b"same");
+
     // A broken file is refused and the running configuration stays.
     std::fs::write(&file, "[[listener]]\nname = 1\n").unwrap();
-    relay.signal(SIGHUP);
+    relay.reload();
     relay.wait_log("reload failed");
     assert_eq!(round_trip(listen, b"still").unwrap(), b"still");
     let _ = std::fs::remove_dir_all(&dir);
@@ -470,36 +462,14 @@ fn running_out_of_descriptors_neither_spins_nor_stops_the_listener() {
     // connection keeps its descriptors, so the relay runs out and stays out.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let silent_addr = silent.local_addr().unwrap();
-    let listen = free_port();
-    let metrics = free_port();
+    let relay = relay_to(&[silent_addr], &["--health-interval", "1h"]);
+    let (listen, pid) = (relay.addr(), relay.pid());
     // Room for the runtime, the listeners and a few connections only.
-    let relay_args = [
-        "--nofile=48:48",
-        "--",
-        env!("CARGO_BIN_EXE_ferry-relay"),
-        "--listen",
-        &listen.to_string(),
-        "--upstream",
-        &silent_addr.to_string(),
-        "--metrics",
-        &metrics.to_string(),
-        "--health-interval",
-        "1h",
-    ];
-    let mut child = std::process::Command::new("prlimit")
-        .args(relay_args)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run ferry-relay under prlimit");
-    let pid = child.id();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(metrics).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the relay did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=48:48"])
+        .status()
+        .expect("run prlimit");
+    assert!(status.success(), "prlimit --pid {pid}: {status}");
     // Hold connections open until the relay runs out of descriptors.
     let mut held = Vec::new();
     for _ in 0..40 {
@@ -547,21 +517,11 @@ fn running_out_of_descriptors_neither_spins_nor_stops_the_listener() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let text = {
-        let mut s = TcpStream::connect(metrics).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    };
-    let errors: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("ferry_relay_accept_errors_total{listener=\"default\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(errors > 0, "no accept error was counted:\n{text}");
-    let _ = child.kill();
-    let _ = child.wait();
+    wait_metric(
+        &relay,
+        "ferry_relay_accept_errors_total{listener=\"default\"}",
+        1,
+    );
 }
 
 #[test]
@@ -579,7 +539,7 @@ fn a_trusted_balancer_must_send_its_whole_header_in_time() {
     // Nothing at all, then a header cut short: both refused once the deadline passes.
     for sent in [&b""[..], b"PROXY TCP4 203.0.113.7 10.0.0.1 40"] {
         let started = std::time::Instant::now();
-        let mut s = TcpStream::connect(relay.listen).unwrap();
+        let mut s = TcpStream::connect(relay.addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(sent).unwrap();
         let mut rest = Vec::new();

@@ -1,36 +1,44 @@
-//! The `ferry-relay` binary for a test: started from a generated TOML file, ready when it says
-//! so, killed on drop.
+//! The `ferry-relay` binary for a test: run from a generated config file ([`Relay::start`], for
+//! the chain) or with a command line of its own ([`Relay::start_args`], for the relay's own
+//! tests), ready when it says so, killed on drop; its log, metrics, signals and exit.
 //!
 //! [`Relay::start`] writes [`RelayOptions`] as a relay config file (the format of
-//! `relay/relay.example.toml`: one `[[listener]]` per [`RelayListener`], JSON logs, no drain on
-//! exit) into a temp dir and runs `ferry-relay --config` on it (the binary from
-//! [`paths::relay_bin`]; a missing one fails with "run `cargo build -p ferry-relay`"). It is ready
-//! when its log says `listening` for every listener (a probe connection would be relayed like any
-//! other, PROXY header included), within 10 s; if it exits first, the error carries its log.
+//! `relay/relay.example.toml`: one `[[listener]]` per [`RelayListener`], no drain on exit) into
+//! a temp dir and runs `ferry-relay --config` on it (the binary from [`paths::relay_bin`]; a
+//! missing one fails with "run `cargo build -p ferry-relay`"). Either way the relay logs JSON
+//! lines, and is ready when it logs `ready` (every port bound), within 10 s; if it exits first,
+//! the error carries its log. A probe connection would not do: it would be relayed like any
+//! other, PROXY header included.
 //!
-//! The relay cannot report the port it bound, so a listener asked for on port 0 gets a port the
-//! harness reserves first: a socket bound to port 0 with `SO_REUSEPORT` (not listening), kept
-//! until the relay listens. The relay binds its own `SO_REUSEPORT` sockets next to it, while the
-//! kernel hands that port to no other `bind(0)` (it only shares ports that are asked for by
-//! number), so no other Envoy or relay of a parallel test can end up sharing it. Should the bind
-//! fail anyway, the relay is started again on new ports (three attempts).
+//! Addresses come from the relay itself: a listener asked for on port 0 gets its port from the
+//! kernel, and the harness reads it from the `listening` line (fields `listener`, `address`);
+//! the metrics endpoint's from `metrics endpoint listening`. Nothing is reserved beforehand,
+//! so no other process can take a port between a check and the relay's bind.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
 use crate::paths;
 
-/// How long the relay gets to listen.
-const START_DEADLINE: Duration = Duration::from_secs(10);
-/// How often readiness is polled.
+/// How long the relay gets to bind every port, and a metric or a log line to appear.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// How often readiness, logs and metrics are polled.
 const POLL: Duration = Duration::from_millis(20);
-/// Starts on fresh ports after a failed bind.
-const ATTEMPTS: usize = 3;
+/// The `message` of the relay's log line once every port is bound.
+const READY: &str = "ready";
+/// The `message` of the line that gives a listener's bound `address`.
+const LISTENING: &str = "listening";
+/// The `message` of the line that gives the metrics endpoint's bound `address`.
+const METRICS_LISTENING: &str = "metrics endpoint listening";
 
 /// The PROXY protocol header the relay sends upstream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,7 +68,7 @@ impl ProxyProtocol {
 pub struct RelayListener {
     /// The listener's name, in the relay's logs and metrics (letters, digits, `-`, `_`, `.`).
     pub name: String,
-    /// Where it accepts; port 0 for a free port.
+    /// Where it accepts; with port 0 the kernel chooses (see [`Relay::listener`]).
     pub listen: SocketAddr,
     /// The upstreams it balances over.
     pub upstreams: Vec<SocketAddr>,
@@ -72,7 +80,8 @@ pub struct RelayListener {
 }
 
 impl RelayListener {
-    /// A listener on 127.0.0.1 (a free port) forwarding to `upstream` with a PROXY v2 header.
+    /// A listener on 127.0.0.1, port 0 (the kernel chooses), forwarding to `upstream` with a
+    /// PROXY v2 header.
     pub fn new(name: &str, upstream: SocketAddr) -> Self {
         Self {
             name: name.to_owned(),
@@ -83,7 +92,7 @@ impl RelayListener {
         }
     }
 
-    /// Accept on `addr` (port 0 for a free port).
+    /// Accept on `addr` (port 0: the kernel chooses).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
         self
@@ -107,7 +116,7 @@ impl RelayListener {
 pub struct RelayOptions {
     /// The listeners, at least one.
     pub listeners: Vec<RelayListener>,
-    /// Serve Prometheus metrics on a free port of 127.0.0.1.
+    /// Serve Prometheus metrics on a port of 127.0.0.1 the kernel chooses.
     pub metrics: bool,
 }
 
@@ -157,26 +166,26 @@ impl RelayOptions {
             .expect("RelayOptions always has a first listener")
     }
 
-    /// The relay config file for these options, with the addresses to use.
-    fn to_toml(&self, listens: &[SocketAddr], metrics: Option<SocketAddr>) -> String {
+    /// The relay config file for these options.
+    fn to_toml(&self) -> String {
         let quoted = |items: &mut dyn Iterator<Item = String>| {
             items
                 .map(|item| format!("{item:?}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut toml = String::from(
-            "# Written by ferry_tests::relay for one test.\nlog_format = \"json\"\ngrace = \"0s\"\n",
-        );
-        if let Some(addr) = metrics {
-            let _ = writeln!(toml, "metrics = \"{addr}\"");
+        let mut toml =
+            String::from("# Written by ferry_tests::relay for one test.\ngrace = \"0s\"\n");
+        if self.metrics {
+            toml.push_str("metrics = \"127.0.0.1:0\"\n");
         }
-        for (listener, listen) in self.listeners.iter().zip(listens) {
+        for listener in &self.listeners {
             let _ = write!(
                 toml,
-                "\n[[listener]]\nname = {:?}\nlisten = \"{listen}\"\nupstreams = [{}]\n\
+                "\n[[listener]]\nname = {:?}\nlisten = \"{}\"\nupstreams = [{}]\n\
                  proxy_protocol = \"{}\"\naccept_proxy_from = [{}]\n",
                 listener.name,
+                listener.listen,
                 quoted(&mut listener.upstreams.iter().map(ToString::to_string)),
                 listener.proxy_protocol.as_str(),
                 quoted(&mut listener.accept_proxy_from.iter().cloned()),
@@ -208,9 +217,10 @@ fn log_tail(log: &str) -> String {
 /// A running `ferry-relay`. Dropping it kills the process.
 pub struct Relay {
     child: Child,
-    dir: tempfile::TempDir,
-    listeners: Vec<(String, SocketAddr)>,
-    metrics: Option<SocketAddr>,
+    /// The temp dir of the config file ([`Relay::start`] only).
+    dir: Option<tempfile::TempDir>,
+    /// The listener [`Relay::addr`] names.
+    first: String,
     log: Arc<Mutex<String>>,
 }
 
@@ -225,65 +235,58 @@ impl Relay {
 
     /// Start the relay; on failure, the reason and its log.
     pub fn try_start(options: &RelayOptions) -> Result<Self, RelayError> {
-        let fail = |reason: String| RelayError {
-            reason,
-            log: String::new(),
+        let Some(first) = options.listeners.first() else {
+            return Err(RelayError::new("no listener to run".to_owned()));
         };
-        if options.listeners.is_empty() {
-            return Err(fail("no listener to run".to_owned()));
-        }
-        let bin = paths::try_relay_bin().map_err(fail)?;
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
-            match Self::attempt(&bin, options) {
-                Ok(relay) => return Ok(relay),
-                // Someone took a port between our check and the relay's bind: new ports.
-                Err(err) if err.log.contains("Address already in use") => last = Some(err),
-                Err(err) => return Err(err),
-            }
-        }
-        Err(last.unwrap_or_else(|| fail("no attempt was made".to_owned())))
-    }
-
-    fn attempt(bin: &std::path::Path, options: &RelayOptions) -> Result<Self, RelayError> {
-        let fail = |reason: String| RelayError {
-            reason,
-            log: String::new(),
-        };
-        // Held until the relay listens (or fails); see the module docs.
-        let mut reservations = Vec::new();
-        let mut reserve = |addr: SocketAddr| {
-            let (addr, reservation) =
-                reserve_port(addr).map_err(|err| fail(format!("cannot reserve a port: {err}")))?;
-            reservations.extend(reservation);
-            Ok::<_, RelayError>(addr)
-        };
-        let listens = options
-            .listeners
-            .iter()
-            .map(|listener| reserve(listener.listen))
-            .collect::<Result<Vec<_>, _>>()?;
-        let metrics = if options.metrics {
-            Some(reserve(SocketAddr::from(([127, 0, 0, 1], 0)))?)
-        } else {
-            None
-        };
+        let bin = paths::try_relay_bin().map_err(RelayError::new)?;
         let dir = tempfile::Builder::new()
             .prefix("ferry-relay-")
             .tempdir()
-            .map_err(|err| fail(format!("cannot make a temp dir: {err}")))?;
+            .map_err(|err| RelayError::new(format!("cannot make a temp dir: {err}")))?;
         let config = dir.path().join("relay.toml");
-        std::fs::write(&config, options.to_toml(&listens, metrics))
-            .map_err(|err| fail(format!("cannot write {}: {err}", config.display())))?;
+        std::fs::write(&config, options.to_toml())
+            .map_err(|err| RelayError::new(format!("cannot write {}: {err}", config.display())))?;
+        let args = [OsString::from("--config"), config.into_os_string()];
+        let mut relay = Self::spawn(&bin, &args)?;
+        relay.dir = Some(dir);
+        relay.first.clone_from(&first.name);
+        Ok(relay)
+    }
+
+    /// Run `bin` with `args` (a `ferry-relay` command line; `--log-format json` is added) and
+    /// wait until every port is bound. [`Relay::addr`] is then the first listener's address.
+    ///
+    /// # Panics
+    /// If the relay does not start, with its log.
+    pub fn start_args(bin: &Path, args: &[&str]) -> Self {
+        Self::try_start_args(bin, args)
+            .unwrap_or_else(|err| panic!("ferry-relay {args:?} did not start: {err}"))
+    }
+
+    /// Like [`Relay::start_args`]; on failure, the reason and its log.
+    pub fn try_start_args(bin: &Path, args: &[&str]) -> Result<Self, RelayError> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let mut relay = Self::spawn(bin, &args)?;
+        relay.first = listening(&relay.log())
+            .first()
+            .map(|(name, _)| name.clone())
+            .ok_or_else(|| RelayError {
+                reason: "ferry-relay is ready without a listener".to_owned(),
+                log: relay.log(),
+            })?;
+        Ok(relay)
+    }
+
+    fn spawn(bin: &Path, args: &[OsString]) -> Result<Self, RelayError> {
         let mut child = Command::new(bin)
-            .arg("--config")
-            .arg(&config)
+            .args(args)
+            .args(["--log-format", "json"])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|err| fail(format!("cannot run {}: {err}", bin.display())))?;
+            .map_err(|err| RelayError::new(format!("cannot run {}: {err}", bin.display())))?;
         let log = Arc::new(Mutex::new(String::new()));
         for pipe in [
             child
@@ -300,48 +303,34 @@ impl Relay {
         {
             collect(pipe, Arc::clone(&log));
         }
-        let listeners = options
-            .listeners
-            .iter()
-            .zip(&listens)
-            .map(|(listener, addr)| (listener.name.clone(), *addr))
-            .collect();
         let mut relay = Self {
             child,
-            dir,
-            listeners,
-            metrics,
+            dir: None,
+            first: String::new(),
             log,
         };
         relay.wait_ready()?;
-        drop(reservations);
         Ok(relay)
     }
 
-    /// Wait until the log says `listening` for every listener.
+    /// Wait until the log says the relay is ready.
     fn wait_ready(&mut self) -> Result<(), RelayError> {
-        let deadline = Instant::now() + START_DEADLINE;
+        let deadline = Instant::now() + DEADLINE;
         loop {
-            let log = self.log();
-            let listening = listening_names(&log);
-            if self
-                .listeners
-                .iter()
-                .all(|(name, _)| listening.iter().any(|n| n == name))
-            {
+            if !messages(&self.log(), READY).is_empty() {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 // Let the reader threads take the last lines.
                 std::thread::sleep(Duration::from_millis(50));
                 return Err(RelayError {
-                    reason: format!("ferry-relay exited ({status}) before it listened"),
+                    reason: format!("ferry-relay exited ({status}) before it was ready"),
                     log: self.log(),
                 });
             }
             if Instant::now() >= deadline {
                 return Err(RelayError {
-                    reason: format!("ferry-relay did not listen within {START_DEADLINE:?}"),
+                    reason: format!("ferry-relay was not ready within {DEADLINE:?}"),
                     log: self.log(),
                 });
             }
@@ -351,24 +340,32 @@ impl Relay {
 
     /// Where the first listener accepts.
     pub fn addr(&self) -> SocketAddr {
-        self.listeners[0].1
+        self.listener(&self.first)
     }
 
-    /// Where the listener named `name` accepts.
+    /// Where the listener named `name` accepts, as the relay last bound it.
     ///
     /// # Panics
-    /// If there is no such listener.
+    /// If the relay has not logged such a listener.
     pub fn listener(&self, name: &str) -> SocketAddr {
-        self.listeners
-            .iter()
+        listening(&self.log())
+            .into_iter()
+            .rev()
             .find(|(n, _)| n == name)
-            .map(|(_, addr)| *addr)
+            .map(|(_, addr)| addr)
             .unwrap_or_else(|| panic!("the relay has no listener named {name:?}"))
     }
 
     /// The config file the relay runs with.
+    ///
+    /// # Panics
+    /// If the relay was started with [`Relay::start_args`].
     pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("relay.toml")
+        let dir = self
+            .dir
+            .as_ref()
+            .expect("the relay runs with its own command line");
+        dir.path().join("relay.toml")
     }
 
     /// Everything the relay logged so far (JSON lines).
@@ -376,16 +373,96 @@ impl Relay {
         lock(&self.log).clone()
     }
 
+    /// Wait until the log contains `needle`.
+    ///
+    /// # Panics
+    /// If it does not within 10 s, with the log.
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the relay's log lacks {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Where the metrics endpoint listens.
+    ///
+    /// # Panics
+    /// If the relay was started without metrics.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        messages(&self.log(), METRICS_LISTENING)
+            .first()
+            .and_then(|line| line["fields"]["address"].as_str()?.parse().ok())
+            .expect("the relay was started without metrics")
+    }
+
     /// The relay's Prometheus text.
     ///
     /// # Panics
     /// If the relay was started without metrics, or they cannot be fetched.
     pub fn metrics(&self) -> String {
-        let addr = self.metrics.expect("the relay was started without metrics");
-        let client = crate::Client::http1(addr).with_timeout(Duration::from_secs(5));
+        let client = crate::Client::http1(self.metrics_addr()).with_timeout(Duration::from_secs(5));
         let response = client.get("relay", "/metrics");
         assert_eq!(response.status, 200, "relay /metrics: {}", response.text());
         response.text()
+    }
+
+    /// The value of one series, named with its labels as the relay writes them
+    /// (`ferry_relay_connections_total{listener="default"}`); `None` if there is no such line.
+    pub fn metric(&self, series: &str) -> Option<u64> {
+        sample(&self.metrics(), series)
+    }
+
+    /// Wait until `series` exists and its value satisfies `until`; returns that value.
+    ///
+    /// # Panics
+    /// If that does not happen within 10 s, with the metrics.
+    pub fn wait_metric(&self, series: &str, until: impl Fn(u64) -> bool) -> u64 {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let text = self.metrics();
+            match sample(&text, series) {
+                Some(value) if until(value) => return value,
+                value => assert!(
+                    Instant::now() < deadline,
+                    "{series} stayed at {value:?}:\n{text}"
+                ),
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Send SIGHUP: the relay reads its configuration again.
+    pub fn reload(&self) {
+        self.signal(Signal::SIGHUP);
+    }
+
+    /// Send SIGTERM: the relay stops accepting and drains open connections.
+    pub fn terminate(&self) {
+        self.signal(Signal::SIGTERM);
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(i32::try_from(self.pid()).expect("a pid fits in an i32"));
+        kill(pid, signal).unwrap_or_else(|err| panic!("cannot send {signal} to the relay: {err}"));
+    }
+
+    /// Wait up to `timeout` for the process to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the relay's status") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     /// The process id.
@@ -401,26 +478,13 @@ impl Drop for Relay {
     }
 }
 
-/// `addr`, or, if its port is 0, the same IP with a free port and the socket that holds it: bound
-/// with `SO_REUSEADDR` and `SO_REUSEPORT` (so the relay, which sets both, can bind next to it),
-/// never listening (so it takes no connection).
-fn reserve_port(addr: SocketAddr) -> std::io::Result<(SocketAddr, Option<socket2::Socket>)> {
-    if addr.port() != 0 {
-        return Ok((addr, None));
+impl RelayError {
+    fn new(reason: String) -> Self {
+        Self {
+            reason,
+            log: String::new(),
+        }
     }
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    let bound = socket
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| std::io::Error::other("the reserved socket has no IP address"))?;
-    Ok((bound, Some(socket)))
 }
 
 /// Append everything `pipe` yields to `log`, on a thread of its own.
@@ -436,13 +500,30 @@ fn collect(mut pipe: Box<dyn std::io::Read + Send>, log: Arc<Mutex<String>>) {
     });
 }
 
-/// The listener names of the `listening` lines of a JSON log.
-fn listening_names(log: &str) -> Vec<String> {
+/// The lines of a JSON log whose message is `message`.
+fn messages(log: &str, message: &str) -> Vec<serde_json::Value> {
     log.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|line| line["fields"]["message"] == "listening")
-        .filter_map(|line| line["fields"]["listener"].as_str().map(str::to_owned))
+        .filter(|line| line["fields"]["message"] == message)
         .collect()
+}
+
+/// Each `listening` line's listener name and bound address, in the order logged.
+fn listening(log: &str) -> Vec<(String, SocketAddr)> {
+    messages(log, LISTENING)
+        .iter()
+        .filter_map(|line| {
+            let fields = &line["fields"];
+            let address = fields["address"].as_str()?.parse().ok()?;
+            Some((fields["listener"].as_str()?.to_owned(), address))
+        })
+        .collect()
+}
+
+/// The value of `series` (name and labels) in a Prometheus text.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Lock `mutex`, ignoring poisoning (a reader thread cannot leave the text half-written).
@@ -461,26 +542,47 @@ mod tests {
         let upstream = SocketAddr::from(([127, 0, 0, 1], 443));
         let options = RelayOptions::new(upstream)
             .proxy_protocol(ProxyProtocol::V1)
-            .listener(RelayListener::new("balancer", upstream).accept_proxy_from("127.0.0.0/8"));
-        let listens = [
-            SocketAddr::from(([127, 0, 0, 1], 1001)),
-            SocketAddr::from(([127, 0, 0, 1], 1002)),
-        ];
-        let toml = options.to_toml(&listens, None);
+            .listener(
+                RelayListener::new("balancer", upstream)
+                    .listen(SocketAddr::from(([127, 0, 0, 1], 1002)))
+                    .accept_proxy_from("127.0.0.0/8"),
+            );
+        let toml = options.to_toml();
         assert_eq!(toml.matches("[[listener]]").count(), 2, "{toml}");
-        assert!(toml.contains("name = \"default\"\nlisten = \"127.0.0.1:1001\"\nupstreams = [\"127.0.0.1:443\"]\nproxy_protocol = \"v1\"\naccept_proxy_from = []"), "{toml}");
+        assert!(toml.contains("name = \"default\"\nlisten = \"127.0.0.1:0\"\nupstreams = [\"127.0.0.1:443\"]\nproxy_protocol = \"v1\"\naccept_proxy_from = []"), "{toml}");
         assert!(
-            toml.contains("accept_proxy_from = [\"127.0.0.0/8\"]"),
+            toml.contains("listen = \"127.0.0.1:1002\"\nupstreams = [\"127.0.0.1:443\"]\nproxy_protocol = \"v2\"\naccept_proxy_from = [\"127.0.0.0/8\"]"),
             "{toml}"
         );
         assert!(!toml.contains("metrics"), "{toml}");
+        assert!(options
+            .with_metrics()
+            .to_toml()
+            .contains("metrics = \"127.0.0.1:0\""));
     }
 
     #[test]
-    fn listening_lines_are_found_by_listener() {
-        let log = r#"{"fields":{"message":"listening","listener":"a","listen":"127.0.0.1:1"}}
+    fn addresses_are_read_from_the_log() {
+        let log = r#"{"fields":{"message":"metrics endpoint listening","address":"127.0.0.1:9"}}
+{"fields":{"message":"listening","listener":"a","address":"127.0.0.1:1","upstreams":1}}
 not json
-{"fields":{"message":"accepted","listener":"b"}}"#;
-        assert_eq!(listening_names(log), ["a"]);
+{"fields":{"message":"listening","listener":"b","address":"[::1]:2"}}
+{"fields":{"message":"accepted","listener":"c","address":"127.0.0.1:3"}}
+{"fields":{"message":"ready","listeners":2}}"#;
+        let expected = [
+            ("a".to_owned(), SocketAddr::from(([127, 0, 0, 1], 1))),
+            ("b".to_owned(), "[::1]:2".parse().unwrap()),
+        ];
+        assert_eq!(listening(log), expected);
+        assert_eq!(messages(log, METRICS_LISTENING).len(), 1);
+        assert_eq!(messages(log, READY).len(), 1);
+    }
+
+    #[test]
+    fn a_sample_is_found_by_its_whole_series() {
+        let text = "# TYPE x_total counter\nx_total{a=\"1\"} 5\nx_total{a=\"12\"} 7\n";
+        assert_eq!(sample(text, "x_total{a=\"1\"}"), Some(5));
+        assert_eq!(sample(text, "x_total{a=\"12\"}"), Some(7));
+        assert_eq!(sample(text, "x_total{a=\"2\"}"), None);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::raw::Scalar;
 use super::{parse_duration, ConfigError};
-use crate::cidr::{Cidr, CidrList};
+use ferry_net::Cidr;
 
 /// Where the raw values came from: it decides how fields are named in messages.
 pub(super) enum Source {
@@ -169,13 +169,13 @@ impl<'a> Ctx<'a> {
             })
     }
 
-    pub(super) fn cidrs(&self, key: &str, values: &[Scalar]) -> Result<CidrList, ConfigError> {
+    pub(super) fn cidrs(&self, key: &str, values: &[Scalar]) -> Result<Vec<Cidr>, ConfigError> {
         values
             .iter()
             .map(|value| {
                 self.text(key, value)?
                     .parse::<Cidr>()
-                    .map_err(|e| self.invalid(key, value, e.kind()))
+                    .map_err(|e| self.invalid(key, value, e))
             })
             .collect()
     }

@@ -37,7 +37,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cidr::CidrList;
+use ferry_net::NetworkSet;
 
 mod cli;
 mod duration;
@@ -89,11 +89,11 @@ pub struct ListenerConfig {
     /// Open connections per client address at most; `None`: no limit.
     pub max_per_ip: Option<usize>,
     /// If not empty, only these clients are served.
-    pub allow: CidrList,
+    pub allow: NetworkSet,
     /// These clients are refused (deny wins over allow).
-    pub deny: CidrList,
+    pub deny: NetworkSet,
     /// Load balancers trusted to send a PROXY header (see the module doc).
-    pub accept_proxy_from: CidrList,
+    pub accept_proxy_from: NetworkSet,
     /// For one upstream connect; then the next upstream is tried.
     pub connect_timeout: Duration,
     /// A connection with no byte in either direction for this long is closed.

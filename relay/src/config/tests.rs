@@ -4,14 +4,14 @@
 
 use super::validate::builtin;
 use super::*;
-use crate::cidr::Cidr;
 use clap::Parser;
+use ferry_net::{Cidr, NetworkSet};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-fn cidrs(list: &[&str]) -> CidrList {
+fn cidrs(list: &[&str]) -> NetworkSet {
     list.iter().map(|s| s.parse::<Cidr>().unwrap()).collect()
 }
 
@@ -54,6 +54,34 @@ fn from_cli(args: &str) -> Result<Config, ConfigError> {
 
 fn from_toml(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml_str(text, Path::new("relay.toml"))
+}
+
+/// `input` gave one listener `name` on 0.0.0.0:443 to 10.1.0.5:443, with defaults
+/// everywhere else, changed by `edit`.
+fn assert_gives(
+    input: &str,
+    result: Result<Config, ConfigError>,
+    name: &str,
+    edit: fn(&mut Config),
+) {
+    let mut want = config(vec![listener(name, "0.0.0.0:443", &["10.1.0.5:443"], &[])]);
+    edit(&mut want);
+    match result {
+        Ok(got) => assert_eq!(got, want, "{input}"),
+        Err(e) => panic!("{input}: {e}"),
+    }
+}
+
+/// `input` was refused with one line that contains `want`.
+fn assert_refused(input: &str, result: Result<Config, ConfigError>, want: &str) {
+    match result {
+        Ok(c) => panic!("{input}: accepted as {c:?}"),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains(want), "{input}:\n got {msg}\nwant {want}");
+            assert!(!msg.contains('\n'), "{input}: more than one line: {msg}");
+        }
+    }
 }
 
 const BASE: &str = "--listen 0.0.0.0:443 --upstream 10.1.0.5:443";
@@ -168,17 +196,7 @@ fn good_command_lines_give_these_values() {
         }),
     ];
     for (args, edit) in cases {
-        let mut want = config(vec![listener(
-            "default",
-            "0.0.0.0:443",
-            &["10.1.0.5:443"],
-            &[],
-        )]);
-        edit(&mut want);
-        match from_cli(&args) {
-            Ok(got) => assert_eq!(got, want, "{args}"),
-            Err(e) => panic!("{args}: {e}"),
-        }
+        assert_gives(&args, from_cli(&args), "default", edit);
     }
 }
 
@@ -246,7 +264,7 @@ fn bad_command_lines_get_one_line_naming_the_flag_and_value() {
         ("--allow 10.0.0.0/33", "--allow 10.0.0.0/33 is not valid: prefix length 33 is over 32"),
         (
             "--deny 10.1.0.0/8",
-            "--deny 10.1.0.0/8 is not valid: host bits are set (the block is 10.0.0.0/8)",
+            "--deny 10.1.0.0/8 is not valid: host bits are set (the network is 10.0.0.0/8)",
         ),
         (
             "--accept-proxy-from 0.0.0.0/0",
@@ -295,14 +313,7 @@ fn bad_command_lines_get_one_line_naming_the_flag_and_value() {
         } else {
             format!("{BASE} {args}")
         };
-        match from_cli(&args) {
-            Ok(c) => panic!("{args}: accepted as {c:?}"),
-            Err(e) => {
-                let msg = e.to_string();
-                assert!(msg.contains(want), "{args}:\n got {msg}\nwant {want}");
-                assert!(!msg.contains('\n'), "{args}: more than one line: {msg}");
-            }
-        }
+        assert_refused(&args, from_cli(&args), want);
     }
 }
 
@@ -454,17 +465,7 @@ fn good_files_give_these_values() {
         ),
     ];
     for (text, edit) in cases {
-        let mut want = config(vec![listener(
-            "https",
-            "0.0.0.0:443",
-            &["10.1.0.5:443"],
-            &[],
-        )]);
-        edit(&mut want);
-        match from_toml(&text) {
-            Ok(got) => assert_eq!(got, want, "{text}"),
-            Err(e) => panic!("{text}: {e}"),
-        }
+        assert_gives(&text, from_toml(&text), "https", edit);
     }
 }
 
@@ -623,14 +624,7 @@ fn bad_files_get_one_line_naming_the_field_and_value() {
         ),
     ];
     for (text, want) in cases {
-        match from_toml(&text) {
-            Ok(c) => panic!("{text}: accepted as {c:?}"),
-            Err(e) => {
-                let msg = e.to_string();
-                assert!(msg.contains(want), "{text}\n got {msg}\nwant {want}");
-                assert!(!msg.contains('\n'), "{text}: more than one line: {msg}");
-            }
-        }
+        assert_refused(&text, from_toml(&text), want);
     }
 }
 
@@ -667,5 +661,48 @@ fn durations_parse_with_units() {
     ];
     for (text, want) in bad {
         assert_eq!(parse_duration(text), Err(want.to_string()), "{text}");
+    }
+}
+
+/// The one rule for networks (`ferry_net::cases`), through the relay's command line: `--allow`
+/// admits exactly the addresses the network contains, and a refused network is one line naming
+/// the flag, the value and the reason.
+#[test]
+fn the_shared_network_rules_through_the_command_line() {
+    for (network, ip, inside) in ferry_net::cases::CONTAINS {
+        let config = from_cli(&format!(
+            "--listen 0.0.0.0:443 --upstream 10.1.0.5:443 --allow {network}"
+        ))
+        .unwrap_or_else(|e| panic!("--allow {network}: {e}"));
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        assert_eq!(
+            config.listeners[0].allow.contains(ip),
+            *inside,
+            "--allow {network} admits {ip}"
+        );
+    }
+    for (network, reason) in ferry_net::cases::REFUSED {
+        if network.is_empty() || network.contains(' ') {
+            // Not one command-line word (the helper splits at white space); the file form
+            // takes them, below.
+            continue;
+        }
+        let err = from_cli(&format!(
+            "--listen 0.0.0.0:443 --upstream 10.1.0.5:443 --allow {network}"
+        ))
+        .expect_err(network)
+        .to_string();
+        assert_eq!(err, format!("--allow {network} is not valid: {reason}"));
+    }
+    for (network, reason) in ferry_net::cases::REFUSED {
+        let text = format!(
+            "[[listener]]\nname = \"a\"\nlisten = \"0.0.0.0:443\"\nupstreams = [\"10.1.0.5:443\"]\nallow = [{}]\n",
+            toml::Value::from(*network)
+        );
+        let err = from_toml(&text).expect_err(network).to_string();
+        assert!(
+            err.ends_with(&format!("is not valid: {reason}")),
+            "{network:?}: {err}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::{
     Balance, Config, ConfigError, HealthConfig, ListenerConfig, LogFormat, ProxyVersion,
     UpstreamConfig,
 };
-use crate::cidr::CidrList;
+use ferry_net::NetworkSet;
 
 /// The global settings, each `None` where not given.
 pub(super) struct Globals {
@@ -55,9 +55,9 @@ pub(super) fn builtin() -> ListenerConfig {
         balance: Balance::RoundRobin,
         max_connections: None,
         max_per_ip: None,
-        allow: CidrList::default(),
-        deny: CidrList::default(),
-        accept_proxy_from: CidrList::default(),
+        allow: NetworkSet::default(),
+        deny: NetworkSet::default(),
+        accept_proxy_from: NetworkSet::default(),
         connect_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(600),
         half_close_timeout: Duration::from_secs(60),
@@ -228,17 +228,18 @@ fn settings(
         l.max_per_ip = cx.limit("max_per_ip", v)?;
     }
     if let Some(list) = &raw.allow {
-        l.allow = cx.cidrs("allow", list)?;
+        l.allow = cx.cidrs("allow", list)?.into_iter().collect();
     }
     if let Some(list) = &raw.deny {
-        l.deny = cx.cidrs("deny", list)?;
+        l.deny = cx.cidrs("deny", list)?.into_iter().collect();
     }
     if let Some(list) = &raw.accept_proxy_from {
-        l.accept_proxy_from = cx.cidrs("accept_proxy_from", list)?;
-        if let Some(i) = l.accept_proxy_from.iter().position(|c| c.prefix() == 0) {
+        let senders = cx.cidrs("accept_proxy_from", list)?;
+        if let Some(i) = senders.iter().position(|c| c.prefix() == 0) {
             let reason = "it would let any client choose its address; list the load balancers";
             return Err(cx.invalid("accept_proxy_from", &list[i], reason));
         }
+        l.accept_proxy_from = senders.into_iter().collect();
     }
     let timeouts = [
         (

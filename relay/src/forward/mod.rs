@@ -27,7 +27,7 @@
 //!
 //! Splice refusal (EINVAL/ENOSYS/EOPNOTSUPP) switches that direction to copying: logged once
 //! per process with `warn!`, counted in [`ForwardStats`] and reported in [`Outcome`], so a
-//! relay that never splices cannot go unnoticed (realm did for a year).
+//! relay that never splices cannot go unnoticed.
 //!
 //! This file holds the public API ([`forward`], its options, stats and [`Outcome`]) and the
 //! supervisor that runs both directions against the timers; the per-direction loop and its
@@ -42,7 +42,7 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 use tracing::debug;
 
-use crate::splice::PipePool;
+use crate::pipe_pool::PipePool;
 
 mod pump;
 #[cfg(test)]

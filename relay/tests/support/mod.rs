@@ -1,149 +1,66 @@
-//! Test support for the `ferry-relay` binary: start it with flags or a config file on loopback,
-//! wait until it accepts, stop it (SIGTERM) or kill it on drop; test upstreams that record what
-//! they receive; free ports.
+//! What the relay's tests put around the relay: upstreams that echo and record what they
+//! receive, a port where nothing listens, and clients. The relay process itself is run by
+//! `ferry_tests::relay` (shared with the end-to-end tests), with this crate's binary.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago.
-pub fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local address")
+use ferry_tests::relay::Relay;
+
+/// Runs this crate's `ferry-relay` with `args` and waits until every port is bound.
+pub fn start(args: &[&str]) -> Relay {
+    Relay::start_args(Path::new(env!("CARGO_BIN_EXE_ferry-relay")), args)
 }
 
-/// A running `ferry-relay`.
-pub struct Relay {
-    pub child: Child,
-    pub listen: SocketAddr,
-    pub metrics: Option<SocketAddr>,
-    log: Arc<Mutex<String>>,
+/// A loopback port where nothing listens, so connects to it are refused, and that nobody else
+/// can take while this lives: a socket bound to port 0 that does not listen.
+pub struct ClosedPort {
+    socket: socket2::Socket,
+    pub addr: SocketAddr,
 }
 
-impl Relay {
-    /// Starts the binary with `args` and waits until it says it listens.
-    pub fn start(args: &[String], listen: SocketAddr, metrics: Option<SocketAddr>) -> Relay {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-relay"))
-            .args(args)
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ferry-relay");
-        let log = Arc::new(Mutex::new(String::new()));
-        if let Some(mut stderr) = child.stderr.take() {
-            let log = Arc::clone(&log);
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stderr.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    log.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        let relay = Relay {
-            child,
-            listen,
-            metrics,
-            log,
-        };
-        // Readiness from the log, not a probe connection: a probe would be relayed (and
-        // counted, and sent a PROXY header) like any other.
-        relay.wait_log("listening");
-        relay
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind port 0");
+        let addr = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .expect("an IPv4 address");
+        ClosedPort { socket, addr }
     }
 
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits until the log contains `needle`.
-    pub fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "log lacks {needle:?}:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn signal(&self, signal: i32) {
-        // Safety-free: kill(1) through the command line keeps `unsafe` out of the tests.
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit, up to `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The metrics endpoint's text.
-    pub fn metrics(&self) -> String {
-        let addr = self.metrics.expect("started with --metrics");
-        let mut s = TcpStream::connect(addr).expect("connect to metrics");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    }
-
-    /// The value of one metric line (exact name with labels).
-    pub fn metric(&self, series: &str) -> Option<u64> {
-        self.metrics()
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    /// Starts listening on the port: an echo [`Upstream`] from now on.
+    pub fn open(self) -> Upstream {
+        self.socket.listen(128).expect("listen");
+        Upstream::serve(self.socket.into())
     }
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A test upstream: accepts connections, reads what comes, answers with a fixed reply after
-/// the client's first bytes (or echoes), and records everything each connection sent.
+/// A test upstream: echoes everything back, and records each connection's bytes when it
+/// closes.
 pub struct Upstream {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Upstream {
-    /// Echoes everything back; records each connection's bytes when it closes.
+    /// An echo upstream on a port of 127.0.0.1 the kernel chooses.
     pub fn echo() -> Upstream {
-        Self::bind_at(free_port())
+        Self::serve(TcpListener::bind("127.0.0.1:0").expect("bind upstream"))
     }
 
-    pub fn bind_at(addr: SocketAddr) -> Upstream {
-        let listener = TcpListener::bind(addr).expect("bind upstream");
+    fn serve(listener: TcpListener) -> Upstream {
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let rec = Arc::clone(&received);
@@ -216,23 +133,7 @@ pub fn round_trip(addr: SocketAddr, data: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Whether the relay closed the connection without relaying anything.
-pub fn refused(addr: SocketAddr) -> bool {
-    match round_trip(addr, b"hello") {
-        Ok(answer) => answer.is_empty(),
-        Err(_) => true,
-    }
-}
-
-/// A deterministic pseudo-random body.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+/// Whether the relay closed a connection that sent `data` without relaying anything back.
+pub fn refused(addr: SocketAddr, data: &[u8]) -> bool {
+    round_trip(addr, data).map_or(true, |answer| answer.is_empty())
 }
