@@ -1,19 +1,24 @@
-//! One client connection, from accept to close: the PROXY header of a trusted load balancer,
-//! access lists, limits, the upstream connect (with retries on the next upstream before any
-//! byte is relayed), our own PROXY header to the upstream, then forwarding.
+//! One client connection, from accept to close: admission at accept (access lists and limits,
+//! before any wait), the PROXY header of a trusted load balancer, the upstream connect (with
+//! retries on the next upstream before any byte is relayed), our own PROXY header to the
+//! upstream, then forwarding.
 //!
-//! A refused connection is simply closed, and counted by reason.
+//! A refused connection is reset at once and counted by reason. Waiting for a client's first
+//! bytes is readiness-driven (no timer loop), limited in time (`proxy_header_timeout`) and in
+//! number ([`crate::limits::MAX_WAITING`]), and happens only after the limits admitted it.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::{ListenerConfig, ProxyVersion};
 use crate::forward::{self, ForwardOptions, ForwardStats};
-use crate::limits::{Limits, Refusal};
+use crate::limits::{Limits, Refusal, Slot};
 use crate::metrics::ListenerMetrics;
 use crate::proxy_protocol::{self, Parsed};
 use crate::upstream::Pool;
@@ -51,51 +56,128 @@ impl ListenerState {
     }
 }
 
-/// Serves one accepted connection to its end.
-pub async fn handle(client: TcpStream, peer: SocketAddr, state: Arc<ListenerState>) {
-    let metrics = &state.metrics;
-    metrics.accepted.fetch_add(1, Ordering::Relaxed);
-    match serve(client, peer, &state).await {
-        Ok(()) => {}
+/// A connection admitted at accept, holding its slot until it ends.
+#[derive(Debug)]
+pub struct Admitted {
+    client: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    /// The peer is a trusted load balancer: the client's address comes in its PROXY header.
+    trusted_sender: bool,
+}
+
+/// Decides at accept, before any byte is waited for and before a task exists: a client that is
+/// its own address is checked against the access lists and both limits here; a trusted PROXY
+/// sender only against the listener's total (the client's address arrives in its header). A
+/// refused connection is counted by reason and reset at once; `None` then.
+pub fn admit(client: TcpStream, peer: SocketAddr, state: &ListenerState) -> Option<Admitted> {
+    state.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+    let settings = &state.settings;
+    let trusted_sender =
+        !settings.accept_proxy_from.is_empty() && settings.accept_proxy_from.contains(peer.ip());
+    let slot = if trusted_sender {
+        state.limits.admit_total()
+    } else {
+        check_acl(settings, peer.ip()).and_then(|()| state.limits.admit(peer.ip()))
+    };
+    match slot {
+        Ok(slot) => Some(Admitted {
+            client,
+            peer,
+            slot,
+            trusted_sender,
+        }),
         Err(reason) => {
-            metrics.refuse(reason);
-            tracing::debug!(listener = %state.settings.name, %peer, ?reason, "refused");
+            refuse(&client, peer, reason, state);
+            None
         }
     }
 }
 
-async fn serve(
-    mut client: TcpStream,
-    peer: SocketAddr,
-    state: &ListenerState,
-) -> Result<(), Refusal> {
-    let settings = &state.settings;
-    tune(&client, settings);
-    let mut source = peer;
-    let mut destination = client.local_addr().map_err(|_| Refusal::ProxyHeader)?;
-    let mut early = Vec::new();
-    if !settings.accept_proxy_from.is_empty() {
-        if settings.accept_proxy_from.contains(peer.ip()) {
-            let (header, rest) = read_proxy_header(&mut client, settings).await?;
-            if let Some((src, dst)) = header {
-                source = src;
-                destination = dst;
-            }
-            early = rest;
-        } else if sends_proxy_header(&client, settings).await {
-            tracing::warn!(listener = %settings.name, %peer, "PROXY header from an untrusted address");
-            return Err(Refusal::ProxyHeader);
+/// Serves an admitted connection to its end; `cut` (the end of a stop's grace) resets it.
+pub async fn handle(admitted: Admitted, state: Arc<ListenerState>, cut: impl Future<Output = ()>) {
+    let peer = admitted.peer;
+    let (client, result) = serve(admitted, &state, cut).await;
+    if let Err(reason) = result {
+        if let Some(client) = client {
+            refuse(&client, peer, reason, &state);
+        } else {
+            state.metrics.refuse(reason);
         }
     }
-    let ip = source.ip();
+}
+
+/// Counts a refusal and resets the client's socket (it is closed when dropped).
+fn refuse(client: &TcpStream, peer: SocketAddr, reason: Refusal, state: &ListenerState) {
+    state.metrics.refuse(reason);
+    tracing::debug!(listener = %state.settings.name, %peer, ?reason, "refused");
+    // A reset frees the socket at once (no FIN_WAIT, no TIME_WAIT) and tells the client.
+    let _ = socket2::SockRef::from(client).set_linger(Some(Duration::ZERO));
+}
+
+fn check_acl(settings: &ListenerConfig, ip: IpAddr) -> Result<(), Refusal> {
     if settings.deny.contains(ip) || (!settings.allow.is_empty() && !settings.allow.contains(ip)) {
         return Err(Refusal::Acl);
     }
-    let _slot = state.limits.admit(ip)?;
+    Ok(())
+}
+
+/// Runs the connection; on a refusal, hands the client socket back (if it still has it) so the
+/// caller can reset it.
+async fn serve(
+    admitted: Admitted,
+    state: &ListenerState,
+    cut: impl Future<Output = ()>,
+) -> (Option<TcpStream>, Result<(), Refusal>) {
+    let Admitted {
+        mut client,
+        peer,
+        mut slot,
+        trusted_sender,
+    } = admitted;
+    let settings = &state.settings;
+    tune(&client, settings);
+    let mut source = peer;
+    let mut destination = match client.local_addr() {
+        Ok(addr) => addr,
+        Err(_) => return (Some(client), Err(Refusal::ProxyHeader)),
+    };
+    let mut early = Vec::new();
+    if trusted_sender {
+        let Some(_waiting) = state.limits.start_waiting() else {
+            return (Some(client), Err(Refusal::ProxyHeader));
+        };
+        let (header, rest) = match read_proxy_header(&mut client, settings).await {
+            Ok(read) => read,
+            Err(reason) => return (Some(client), Err(reason)),
+        };
+        if let Some((src, dst)) = header {
+            source = src;
+            destination = dst;
+        }
+        early = rest;
+        if let Err(reason) =
+            check_acl(settings, source.ip()).and_then(|()| slot.admit_ip(source.ip()))
+        {
+            return (Some(client), Err(reason));
+        }
+    } else if !settings.accept_proxy_from.is_empty() {
+        // Only when waiting is cheap: beyond the bound, the first bytes go upstream behind
+        // our own header unread, where a spoofed header is mere payload.
+        if let Some(_waiting) = state.limits.start_waiting() {
+            match first_bytes(&mut client, settings).await {
+                Ok(bytes) => early = bytes,
+                Err(reason) => {
+                    tracing::warn!(listener = %settings.name, %peer, "PROXY header from an untrusted address");
+                    return (Some(client), Err(reason));
+                }
+            }
+        }
+    }
 
     let candidates = state.pool.candidates();
     if candidates.is_empty() {
-        return Err(Refusal::NoUpstream);
+        return (Some(client), Err(Refusal::NoUpstream));
     }
     let mut connected = None;
     for (i, upstream) in candidates.iter().enumerate() {
@@ -117,7 +199,7 @@ async fn serve(
         }
     }
     let Some((mut server, upstream)) = connected else {
-        return Err(Refusal::UpstreamConnect);
+        return (Some(client), Err(Refusal::UpstreamConnect));
     };
     tune(&server, settings);
     let _active = upstream.track();
@@ -129,13 +211,15 @@ async fn serve(
     };
     preface.extend_from_slice(&early);
     if !preface.is_empty() && server.write_all(&preface).await.is_err() {
-        return Err(Refusal::UpstreamConnect);
+        let _ = socket2::SockRef::from(&server).set_linger(Some(Duration::ZERO));
+        return (Some(client), Err(Refusal::UpstreamConnect));
     }
 
     state.metrics.active.fetch_add(1, Ordering::Relaxed);
     let stats = ForwardStats::new();
-    let outcome = forward::forward(client, server, &state.forward, &stats).await;
+    let outcome = forward::forward_until(client, server, &state.forward, &stats, cut).await;
     state.metrics.active.fetch_sub(1, Ordering::Relaxed);
+    drop(slot);
     let done = stats.snapshot();
     let m = &state.metrics;
     m.bytes_up
@@ -148,7 +232,7 @@ async fn serve(
         m.spliced.fetch_add(1, Ordering::Relaxed);
     }
     tracing::debug!(listener = %settings.name, client = %source, upstream = %upstream.addr, ?outcome, "closed");
-    Ok(())
+    (None, Ok(()))
 }
 
 /// TCP_NODELAY and keep-alive, as configured. Failures only cost latency; they are ignored.
@@ -200,30 +284,34 @@ async fn read_proxy_header(
         .unwrap_or(Err(Refusal::ProxyHeader))
 }
 
-/// Whether an untrusted client opens with what looks like a PROXY header. Peeks (consumes
-/// nothing) until the first bytes decide, and gives up after the header deadline: a client
-/// that waits for the server to speak first is let through.
-async fn sends_proxy_header(client: &TcpStream, settings: &ListenerConfig) -> bool {
-    let check = async {
-        let mut first = [0u8; 16];
+/// The first bytes of an untrusted client, read (not peeked) until they show whether it opens
+/// with a PROXY header: refused if it does. Waiting is on readiness alone, never a timer loop;
+/// a client that sends nothing within the header deadline (it waits for the server to speak
+/// first) is let through with what it sent. The bytes read go upstream after our header.
+async fn first_bytes(
+    client: &mut TcpStream,
+    settings: &ListenerConfig,
+) -> Result<Vec<u8>, Refusal> {
+    // Both signatures are decided within 16 bytes (v2's is 12, v1's "PROXY " 6).
+    let mut first = [0u8; 16];
+    let mut len = 0;
+    let read = async {
         loop {
-            let n = match client.peek(&mut first).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => n,
-            };
-            match proxy_protocol::parse(&first[..n]) {
-                Err(_) => return false,
-                Ok(Parsed::Header { .. }) => return true,
-                // Every signature byte seen so far matched.
-                Ok(Parsed::Incomplete) if n == first.len() => return true,
-                Ok(Parsed::Incomplete) => {
-                    // Peek returns at once while any byte is queued: wait for more.
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
+            match client.read(&mut first[len..]).await {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(n) => len += n,
+            }
+            match proxy_protocol::parse(&first[..len]) {
+                Err(_) => return Ok(()),
+                Ok(Parsed::Header { .. }) => return Err(Refusal::ProxyHeader),
+                // Every byte so far matched a signature.
+                Ok(Parsed::Incomplete) if len == first.len() => return Err(Refusal::ProxyHeader),
+                Ok(Parsed::Incomplete) => {}
             }
         }
     };
-    tokio::time::timeout(settings.proxy_header_timeout, check)
-        .await
-        .unwrap_or(false)
+    match tokio::time::timeout(settings.proxy_header_timeout, read).await {
+        Ok(Err(reason)) => Err(reason),
+        Ok(Ok(())) | Err(_) => Ok(first[..len].to_vec()),
+    }
 }

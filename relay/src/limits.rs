@@ -57,10 +57,13 @@ impl Refusal {
     }
 }
 
-/// Open connections of one listener, in total and by client address.
+/// Open connections of one listener, in total and by client address, and the connections
+/// still waiting for their first bytes.
 ///
 /// The limits can change while connections are open (a reload): the counts carry on, and the
-/// new maximums apply to the next connection.
+/// new maximums apply to the next connection. Connections are counted per address only while
+/// a per-address limit is set, so a listener without one never takes the map's lock; a
+/// per-address limit set by a reload counts the connections opened after it.
 #[derive(Debug, Default)]
 pub struct Limits {
     /// 0: no limit.
@@ -69,7 +72,15 @@ pub struct Limits {
     max_per_ip: AtomicUsize,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    waiting: AtomicUsize,
 }
+
+/// Connections of one listener that may wait at once for their first bytes (a PROXY header, or
+/// the bytes that tell whether an untrusted client sends one). A client is at most
+/// `proxy_header_timeout` in this state; beyond this many, an untrusted client is not waited
+/// for (its first bytes go upstream behind the relay's own header, where a spoofed header is
+/// only payload) and a trusted sender is refused.
+pub const MAX_WAITING: usize = 4096;
 
 impl Limits {
     pub fn new(max_total: Option<usize>, max_per_ip: Option<usize>) -> Limits {
@@ -90,35 +101,44 @@ impl Limits {
         Some(field.load(Ordering::Acquire)).filter(|&m| m > 0)
     }
 
-    /// Takes a slot for a connection from `ip`, or says which limit refuses it.
+    /// Takes a slot for a connection from `ip` (total and per address), or says which limit
+    /// refuses it.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
-        let ip = canonical(ip);
+        let mut slot = self.admit_total()?;
+        slot.admit_ip(ip)?;
+        Ok(slot)
+    }
+
+    /// Takes a slot counted in the listener's total only: for a connection whose client
+    /// address is not known yet (a trusted load balancer's, until its PROXY header is read).
+    pub fn admit_total(self: &Arc<Self>) -> Result<Slot, Refusal> {
         let previous = self.total.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot {
+            limits: Arc::clone(self),
+            ip: None,
+        };
         if Self::max(&self.max_total).is_some_and(|max| previous >= max) {
-            self.total.fetch_sub(1, Ordering::AcqRel);
+            // Dropping the slot gives the count back.
             return Err(Refusal::MaxConnections);
         }
-        // Counted per address even without a per-address limit, so one can be set by a reload.
-        {
-            let max = Self::max(&self.max_per_ip);
-            let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            let count = per_ip.entry(ip).or_insert(0);
-            if max.is_some_and(|max| *count >= max) {
-                drop(per_ip);
-                self.total.fetch_sub(1, Ordering::AcqRel);
-                return Err(Refusal::MaxPerIp);
-            }
-            *count += 1;
-        }
-        Ok(Slot {
-            limits: Arc::clone(self),
-            ip,
-        })
+        Ok(slot)
+    }
+
+    /// Marks one more connection as waiting for its first bytes, unless [`MAX_WAITING`] are.
+    pub fn start_waiting(self: &Arc<Self>) -> Option<Waiting> {
+        let previous = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let waiting = Waiting(Arc::clone(self));
+        (previous < MAX_WAITING).then_some(waiting)
     }
 
     /// Connections holding a slot.
     pub fn open(&self) -> usize {
         self.total.load(Ordering::Acquire)
+    }
+
+    /// Connections waiting for their first bytes.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
     }
 }
 
@@ -134,21 +154,53 @@ fn canonical(ip: IpAddr) -> IpAddr {
 #[derive(Debug)]
 pub struct Slot {
     limits: Arc<Limits>,
-    ip: IpAddr,
+    /// The address it is counted under, if a per-address limit was set when it was admitted.
+    ip: Option<IpAddr>,
+}
+
+impl Slot {
+    /// Counts this connection under client address `ip`, if a per-address limit is set, or
+    /// says that the limit refuses it (the slot is still held; drop it).
+    pub fn admit_ip(&mut self, ip: IpAddr) -> Result<(), Refusal> {
+        let Some(max) = Limits::max(&self.limits.max_per_ip) else {
+            return Ok(());
+        };
+        let ip = canonical(ip);
+        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let count = per_ip.entry(ip).or_insert(0);
+        // `max` is at least 1, so a refused address always has an entry already.
+        if *count >= max {
+            return Err(Refusal::MaxPerIp);
+        }
+        *count += 1;
+        self.ip = Some(ip);
+        Ok(())
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                // No entry for addresses with nothing open: the map stays small.
-                per_ip.remove(&self.ip);
+        if let Some(ip) = self.ip {
+            let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(count) = per_ip.get_mut(&ip) {
+                *count -= 1;
+                if *count == 0 {
+                    // No entry for addresses with nothing open: the map stays small.
+                    per_ip.remove(&ip);
+                }
             }
         }
-        drop(per_ip);
         self.limits.total.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection counted as waiting for its first bytes; dropping it stops counting it.
+#[derive(Debug)]
+pub struct Waiting(Arc<Limits>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -181,10 +233,48 @@ mod tests {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let _a = limits.admit(ip).unwrap();
         let _b = limits.admit(ip).unwrap();
+        // Without a per-address limit nothing was counted per address (no lock taken).
+        assert!(limits.per_ip.lock().unwrap().is_empty());
         limits.set(None, Some(2));
+        let _c = limits.admit(ip).unwrap();
+        let _d = limits.admit(ip).unwrap();
         assert_eq!(limits.admit(ip).unwrap_err(), Refusal::MaxPerIp);
-        limits.set(Some(2), None);
+        limits.set(Some(4), None);
         assert_eq!(limits.admit(ip).unwrap_err(), Refusal::MaxConnections);
+        assert_eq!(limits.open(), 4, "refusals give their count back");
+    }
+
+    #[test]
+    fn a_trusted_senders_connection_is_counted_per_address_once_it_is_known() {
+        let limits = Arc::new(Limits::new(Some(10), Some(1)));
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let mut first = limits.admit_total().unwrap();
+        let mut second = limits.admit_total().unwrap();
+        assert_eq!(limits.open(), 2);
+        first.admit_ip(client).unwrap();
+        assert_eq!(second.admit_ip(client).unwrap_err(), Refusal::MaxPerIp);
+        drop(second);
+        assert_eq!(limits.open(), 1);
+        drop(first);
+        assert_eq!(limits.open(), 0);
+        assert!(limits.per_ip.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn waiting_is_bounded_and_released() {
+        let limits = Arc::new(Limits::new(None, None));
+        let held: Vec<Waiting> = (0..MAX_WAITING)
+            .map(|_| limits.start_waiting().expect("under the bound"))
+            .collect();
+        assert!(limits.start_waiting().is_none());
+        assert_eq!(
+            limits.waiting(),
+            MAX_WAITING,
+            "a refused wait is not counted"
+        );
+        drop(held);
+        assert_eq!(limits.waiting(), 0);
+        assert!(limits.start_waiting().is_some());
     }
 
     #[test]

@@ -42,11 +42,22 @@ pub enum ServerError {
     Metrics { addr: SocketAddr, source: io::Error },
 }
 
-/// Open connections, for the graceful stop.
-#[derive(Debug, Default)]
+/// Open connections, for the graceful stop: counted, and cut (reset) when the grace is over.
+#[derive(Debug)]
 pub struct Connections {
     open: AtomicUsize,
     idle: Notify,
+    cut: watch::Sender<bool>,
+}
+
+impl Default for Connections {
+    fn default() -> Connections {
+        Connections {
+            open: AtomicUsize::new(0),
+            idle: Notify::new(),
+            cut: watch::Sender::new(false),
+        }
+    }
 }
 
 impl Connections {
@@ -58,6 +69,20 @@ impl Connections {
         self.open.fetch_add(1, Ordering::AcqRel);
         ConnectionGuard {
             connections: Arc::clone(self),
+        }
+    }
+
+    /// Resets every open connection (both of its sockets) and every one accepted later.
+    pub fn cut_all(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Completes once [`Connections::cut_all`] was called.
+    pub fn cut(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut cut = self.cut.subscribe();
+        async move {
+            // An error means the sender is gone: the relay is exiting anyway.
+            let _ = cut.wait_for(|cut| *cut).await;
         }
     }
 
@@ -151,38 +176,50 @@ impl Server {
 
     /// Applies a new configuration: changed listeners get the new settings for their next
     /// connections, new ones are bound, removed ones stop accepting. Open connections go on
-    /// untouched. A listener that cannot be bound is reported and skipped; the rest applies.
+    /// untouched. A listener that appears on the address of one that goes (a rename, or two
+    /// listeners swapping addresses) takes over its sockets and accept loops, so no connection
+    /// queued on them is lost. A listener that cannot be bound is reported and skipped; the
+    /// rest applies.
     pub fn reload(&mut self, settings: &Config) -> Vec<ServerError> {
         let mut errors = Vec::new();
         let names: Vec<&str> = settings.listeners.iter().map(|l| l.name.as_str()).collect();
-        let removed: Vec<String> = self
+        // Listeners that go away or move, by the address they leave: still accepting until a
+        // new listener takes their sockets or the reload stops them.
+        let mut leaving: HashMap<SocketAddr, (String, Running)> = HashMap::new();
+        let moving: Vec<String> = self
             .running
-            .keys()
-            .filter(|n| !names.contains(&n.as_str()))
-            .cloned()
+            .iter()
+            .filter(|(name, running)| {
+                !settings
+                    .listeners
+                    .iter()
+                    .any(|l| &l.name == *name && l.listen == running.listen)
+            })
+            .map(|(name, _)| name.clone())
             .collect();
-        for name in removed {
+        for name in moving {
             if let Some(running) = self.running.remove(&name) {
-                tracing::info!(listener = %name, "listener removed: no longer accepting");
-                running.stop();
+                leaving.insert(running.listen, (name, running));
             }
         }
         self.registry.retain(|n| names.contains(&n));
         for listener in &settings.listeners {
-            let same_address = self
-                .running
-                .get(&listener.name)
-                .is_some_and(|r| r.listen == listener.listen);
-            if same_address {
+            if self.running.contains_key(&listener.name) {
                 self.update(listener);
-            } else {
-                if let Some(old) = self.running.remove(&listener.name) {
-                    old.stop();
-                }
-                if let Err(e) = self.add(listener) {
-                    errors.push(e);
-                }
+            } else if let Some((old_name, running)) = leaving.remove(&listener.listen) {
+                tracing::info!(
+                    listener = %listener.name, was = %old_name, address = %running.bound,
+                    "listener renamed: its sockets are kept"
+                );
+                self.running.insert(listener.name.clone(), running);
+                self.update(listener);
+            } else if let Err(e) = self.add(listener) {
+                errors.push(e);
             }
+        }
+        for (_, (name, running)) in leaving {
+            tracing::info!(listener = %name, "listener removed: no longer accepting");
+            running.stop();
         }
         errors
     }
@@ -325,7 +362,29 @@ fn new_pool(settings: &ListenerConfig) -> Arc<Pool> {
 
 /// `count` listening sockets, all with `SO_REUSEPORT`, and the address they share (with port
 /// 0, the port the kernel chose for the first: the others bind that one).
+///
+/// `SO_REUSEPORT` would also let this relay join a port another process holds with it (a second
+/// relay started by mistake, which would then take a share of the connections): a bind without
+/// it first proves the port free, and the group binds right after.
 fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<TcpListener>, SocketAddr)> {
+    if addr.port() != 0 {
+        let probe = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        probe.set_reuse_address(true)?;
+        if let Err(e) = probe.bind(&addr.into()) {
+            return Err(if e.kind() == io::ErrorKind::AddrInUse {
+                io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "the address is in use by another process (ferry-relay shares a port only among its own sockets)",
+                )
+            } else {
+                e
+            });
+        }
+    }
     let first = bind_one(addr)?;
     let bound = first.local_addr()?;
     let mut sockets = vec![first];
@@ -361,9 +420,14 @@ async fn accept_loop(
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let state = state.read().unwrap_or_else(|e| e.into_inner()).clone();
+                // Refused here, before a task exists or a byte is waited for.
+                let Some(admitted) = connection::admit(stream, peer, &state) else {
+                    continue;
+                };
                 let guard = connections.enter();
+                let cut = connections.cut();
                 tokio::spawn(async move {
-                    connection::handle(stream, peer, state).await;
+                    connection::handle(admitted, state, cut).await;
                     drop(guard);
                 });
             }

@@ -6,10 +6,12 @@
 //! * 64 MiB each way at once arrives byte-exact (length and digest), on the splice path (and
 //!   the stats prove splice carried every byte: no silent copy fallback) and on the copy path;
 //! * half-close: the client's FIN reaches the upstream, which still answers in full;
-//!   a half-closed connection that goes quiet is closed after `half_close_timeout`;
+//!   a half-closed connection that goes quiet is reset after `half_close_timeout`;
 //! * a reset on either side becomes a reset on the other;
-//! * idle connections are closed after `idle_timeout`, chatty ones are not; bytes stuck in a
-//!   pipe at that moment turn the close into a reset (never a clean FIN on a truncated stream);
+//! * idle connections are reset after `idle_timeout`, chatty ones are not; bytes stuck in a
+//!   pipe at that moment are never passed off as a whole stream either: whatever the relay
+//!   cuts short ends in a reset for both peers, never a FIN;
+//! * `forward_until`'s cut (the end of a stop's grace) resets both peers mid-transfer;
 //! * 200 connections closing right after their last write lose no byte of their tail;
 //! * no pipe or socket descriptor outlives the connections (`/proc/self/fd` census).
 //!
@@ -23,7 +25,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ferry_relay::forward::{
-    forward, End, ForwardOptions, ForwardStats, Outcome, Side, StatsSnapshot,
+    forward, forward_until, End, ForwardOptions, ForwardStats, Outcome, Side, StatsSnapshot,
 };
 use ferry_relay::pipe_pool::PipePool;
 use ferry_testkit::{Digest, Rng};
@@ -609,9 +611,13 @@ fn quiet_half_closed_connection_is_closed_after_half_close_timeout() {
         client.shutdown().await.unwrap();
         let half_closed = Instant::now();
         let mut answer = Vec::new();
-        within(10, "client read", client.read_to_end(&mut answer))
-            .await
-            .unwrap();
+        let end = within(10, "client read", client.read_to_end(&mut answer)).await;
+        // The upstream's direction never finished: the client sees a reset, not a FIN that
+        // would pass the cut stream off as whole; what was delivered before stays delivered.
+        assert!(
+            end.as_ref().is_err_and(is_reset),
+            "client read ended with {end:?}, not a reset"
+        );
         assert_eq!(answer, b"ack");
         let waited = half_closed.elapsed();
         let outcome = relay.outcome().await;
@@ -651,27 +657,32 @@ fn client_reset_resets_the_upstream() {
 fn idle_connection_is_closed_after_idle_timeout_but_a_chatty_one_is_not() {
     run(async {
         let opts = ForwardOptions {
-            idle_timeout: Duration::from_millis(300),
+            // Six times the gap between bytes, so a loaded machine's late wake-ups do not
+            // make the chatty client look idle.
+            idle_timeout: Duration::from_millis(600),
             ..splice_opts()
         };
         let (upstream, mut received, _server) = digesting_upstream().await;
         let mut relay = Relay::start(upstream, opts).await;
 
         let mut client = TcpStream::connect(relay.addr).await.unwrap();
-        // 1.2 s of one byte every 100 ms: four idle timeouts long, but never idle.
+        // 1.2 s of one byte every 100 ms: two idle timeouts long, but never idle.
         for _ in 0..12 {
             client.write_all(b"x").await.unwrap();
             sleep(Duration::from_millis(100)).await;
         }
         let quiet_since = Instant::now();
         let mut rest = Vec::new();
-        within(10, "client read", client.read_to_end(&mut rest))
-            .await
-            .unwrap();
+        let end = within(10, "client read", client.read_to_end(&mut rest)).await;
         let waited = quiet_since.elapsed();
+        // Cut by the relay: a reset, never a FIN.
+        assert!(
+            end.as_ref().is_err_and(is_reset),
+            "client read ended with {end:?}, not a reset"
+        );
         assert!(rest.is_empty());
         assert!(
-            waited >= Duration::from_millis(150),
+            waited >= Duration::from_millis(450),
             "closed too early: {waited:?}"
         );
 
@@ -679,8 +690,12 @@ fn idle_connection_is_closed_after_idle_timeout_but_a_chatty_one_is_not() {
         assert_eq!(outcome.end, End::IdleTimeout);
         assert_eq!(outcome.client_to_upstream.spliced, 12);
         assert_eq!(outcome.undelivered, 0);
-        let (len, _) = received.recv().await.unwrap().unwrap();
-        assert_eq!(len, 12, "every chatty byte arrived before the close");
+        // Every chatty byte was delivered (spliced, above); then the upstream too is reset.
+        let upstream_end = received.recv().await.unwrap();
+        assert!(
+            upstream_end.as_ref().is_err_and(is_reset),
+            "upstream: {upstream_end:?}"
+        );
     });
 }
 
@@ -825,4 +840,58 @@ fn no_pipe_or_socket_descriptor_outlives_its_connections() {
     assert!(pool_after.idle_bytes <= ferry_relay::pipe_pool::GLOBAL_POOL_IDLE_BYTES);
     pool.clear();
     assert_eq!(census(), before, "descriptors leaked");
+}
+
+/// The grace period of a stop ends while a transfer is running: both peers see a reset, not a
+/// FIN after part of the stream (a client would otherwise take a truncated download as whole).
+#[test]
+fn a_cut_resets_both_peers_mid_transfer() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = listener.local_addr().unwrap();
+        // The upstream sends without end and reports how its writing ended.
+        let (ended_tx, mut ended) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let chunk = vec![7u8; 64 * 1024];
+            let err = loop {
+                if let Err(e) = stream.write_all(&chunk).await {
+                    break e;
+                }
+            };
+            let _ = ended_tx.send(err).await;
+        });
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = front.local_addr().unwrap();
+        let (cut_tx, cut_rx) = oneshot::channel::<()>();
+        let relay = tokio::spawn(async move {
+            let (client, _) = front.accept().await.unwrap();
+            let upstream = TcpStream::connect(upstream_addr).await.unwrap();
+            let stats = ForwardStats::new();
+            let cut = async {
+                let _ = cut_rx.await;
+            };
+            forward_until(client, upstream, &splice_opts(), &stats, cut).await
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0usize;
+        while got < 4 * MIB as usize {
+            got += client.read(&mut buf).await.unwrap();
+        }
+        cut_tx.send(()).unwrap();
+        let outcome = within(10, "forward_until", relay).await.unwrap();
+        assert_eq!(outcome.end, End::Cut);
+        // The client reads what was in flight, then the reset; never a clean end.
+        let end = loop {
+            match within(10, "client read", client.read(&mut buf)).await {
+                Ok(0) => panic!("the client saw a FIN after {got} bytes of a cut stream"),
+                Ok(n) => got += n,
+                Err(e) => break e,
+            }
+        };
+        assert!(is_reset(&end), "client: {end:?}");
+        let upstream_end = within(10, "upstream", ended.recv()).await.unwrap();
+        assert!(is_reset(&upstream_end), "upstream: {upstream_end:?}");
+    });
 }

@@ -22,8 +22,10 @@
 //!   CLOSE_WAIT.
 //! * **Reset or error** on either side: both sockets are closed with `SO_LINGER` 0, so the
 //!   other peer sees a reset rather than a clean end of a truncated stream.
-//! * **Timeouts** close both sockets; if bytes were still in a conduit (the destination had
-//!   stopped reading) they are reset instead, for the same reason.
+//! * **Cut short by the relay** (the idle or half-close timeout, or [`forward_until`]'s `cut`,
+//!   which the graceful stop fires when its grace is over): both sockets are reset too. Only a
+//!   peer may end a stream with a FIN; a FIN the relay made up would tell the other peer that
+//!   a truncated stream was whole.
 //!
 //! Splice refusal (EINVAL/ENOSYS/EOPNOTSUPP) switches that direction to copying: logged once
 //! per process with `warn!`, counted in [`ForwardStats`] and reported in [`Outcome`], so a
@@ -188,6 +190,16 @@ pub enum End {
     IdleTimeout,
     /// One direction finished, and the other moved no byte for `half_close_timeout`.
     HalfCloseTimeout,
+    /// The caller's `cut` fired (the grace period of a stop is over).
+    Cut,
+}
+
+impl End {
+    /// Whether the relay, not a peer, ended the stream (or a peer failed): both sides are
+    /// reset then.
+    pub fn resets(self) -> bool {
+        !matches!(self, End::Closed)
+    }
 }
 
 /// The result of [`forward`].
@@ -198,8 +210,8 @@ pub struct Outcome {
     /// The side that first ended its stream (FIN or reset), if any did.
     pub first_closed: Option<Side>,
     pub end: End,
-    /// Bytes read but not delivered because the connection ended (0 unless reset or timed
-    /// out; when non-zero, both sides were reset).
+    /// Bytes read but not delivered because the connection ended (0 unless reset, timed out
+    /// or cut; both sides were reset then).
     pub undelivered: u64,
 }
 
@@ -213,6 +225,17 @@ pub async fn forward(
     opts: &ForwardOptions,
     stats: &ForwardStats,
 ) -> Outcome {
+    forward_until(client, upstream, opts, stats, std::future::pending()).await
+}
+
+/// [`forward`], ended early when `cut` completes: both sides are reset then ([`End::Cut`]).
+pub async fn forward_until(
+    client: TcpStream,
+    upstream: TcpStream,
+    opts: &ForwardOptions,
+    stats: &ForwardStats,
+    cut: impl std::future::Future<Output = ()>,
+) -> Outcome {
     let ctx = Ctx {
         opts,
         stats,
@@ -221,12 +244,12 @@ pub async fn forward(
     };
     let mut c2u = Pump::new(&client, &upstream, Side::Client, &ctx);
     let mut u2c = Pump::new(&upstream, &client, Side::Upstream, &ctx);
-    let (end, first_closed) = supervise(&mut c2u, &mut u2c, &ctx).await;
+    let (end, first_closed) = supervise(&mut c2u, &mut u2c, &ctx, cut).await;
 
     let undelivered = c2u.conduit.pending() + u2c.conduit.pending();
     c2u.release();
     u2c.release();
-    if matches!(end, End::Reset { .. }) || undelivered > 0 {
+    if end.resets() || undelivered > 0 {
         for socket in [&client, &upstream] {
             // Best effort: a socket that already failed may refuse it; it is closed anyway.
             let _ = SockRef::from(socket).set_linger(Some(Duration::ZERO));
@@ -251,8 +274,14 @@ pub async fn forward(
 }
 
 /// Runs both directions and the timers; returns how the connection ended.
-async fn supervise(a: &mut Pump<'_>, b: &mut Pump<'_>, ctx: &Ctx<'_>) -> (End, Option<Side>) {
+async fn supervise(
+    a: &mut Pump<'_>,
+    b: &mut Pump<'_>,
+    ctx: &Ctx<'_>,
+    cut: impl std::future::Future<Output = ()>,
+) -> (End, Option<Side>) {
     let (side_a, side_b) = (a.from, b.from);
+    let mut cut = std::pin::pin!(cut);
     let mut run_a = std::pin::pin!(a.run());
     let mut run_b = std::pin::pin!(b.run());
     let (mut a_done, mut b_done) = (false, false);
@@ -269,6 +298,7 @@ async fn supervise(a: &mut Pump<'_>, b: &mut Pump<'_>, ctx: &Ctx<'_>) -> (End, O
                 b_done = true;
                 result.map(|()| side_b)
             }
+            () = &mut cut => return (End::Cut, first_closed),
             () = sleep_until(deadline) => {
                 // Bytes may have moved while sleeping: only a deadline still passed counts.
                 let (deadline, timeout) = ctx.deadline(half_closed_at);

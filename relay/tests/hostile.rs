@@ -1,0 +1,249 @@
+//! `ferry-relay` against hostile peers, on loopback: what a connection that sends one byte and
+//! waits, a flood beyond the limits, and random, partial, slow or oversized PROXY headers cost
+//! the relay. Each test bounds the relay's CPU time (read from `/proc`, with a wide margin: the
+//! old timed re-peek burned about a core with a few hundred such clients) and its descriptors,
+//! and checks that an honest client is still served.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use ferry_testkit::Rng;
+use ferry_tests::relay::Relay;
+use support::{round_trip, start, Upstream};
+
+/// The relay's user + system CPU time so far (`/proc/PID/stat`, in clock ticks of 10 ms).
+fn cpu(relay: &Relay) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", relay.pid())).expect("stat");
+    // The fields after the command name (which may hold spaces) start after its ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split(' ')
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// The relay's open descriptors.
+fn descriptors(relay: &Relay) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", relay.pid()))
+        .expect("fd dir")
+        .count()
+}
+
+/// `count` clients that each send `first` and then wait, holding their connection.
+fn holding_clients(addr: SocketAddr, count: usize, first: &[u8]) -> Vec<TcpStream> {
+    (0..count)
+        .map(|_| {
+            let mut client = TcpStream::connect(addr).expect("connect");
+            // A client refused at accept may be reset before it writes.
+            let _ = client.write_all(first);
+            client
+        })
+        .collect()
+}
+
+/// Whether the relay reset (or closed) a client within `within`.
+fn was_refused(client: &mut TcpStream, within: Duration) -> bool {
+    client.set_read_timeout(Some(within)).unwrap();
+    let mut byte = [0u8; 1];
+    match client.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+    }
+}
+
+/// Clients that send the first byte of a PROXY signature and stop, on a listener that checks
+/// untrusted clients for PROXY headers: the relay waits for them on readiness alone.
+#[test]
+fn one_byte_clients_cost_no_cpu_while_they_wait() {
+    let upstream = Upstream::echo();
+    let relay = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream.addr.to_string(),
+        // Loopback clients are not trusted senders, so their first bytes are checked.
+        "--accept-proxy-from",
+        "10.255.0.0/16",
+        "--proxy-header-timeout",
+        "30s",
+    ]);
+    let before = cpu(&relay);
+    let mut held = holding_clients(relay.addr(), 200, b"P");
+    held.extend(holding_clients(relay.addr(), 200, b"\r\n"));
+    let settled = cpu(&relay);
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu(&relay) - settled;
+    // A timed re-peek every 5 ms for 400 clients is 80,000 wake-ups a second: over a second of
+    // CPU in these two seconds. Readiness alone costs nothing while nobody sends.
+    assert!(
+        spent < Duration::from_millis(300),
+        "{spent:?} of CPU in 2 s with 400 waiting clients (accepting them took {:?})",
+        settled - before
+    );
+    // An honest client is served meanwhile.
+    let answer = round_trip(relay.addr(), b"hello").expect("an honest client");
+    assert_eq!(answer, b"hello");
+    // The waiting ones are let through once they send more (here: not a PROXY header).
+    let mut late = held.pop().unwrap();
+    late.write_all(b"ok").unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut echoed = [0u8; 4];
+    late.read_exact(&mut echoed)
+        .expect("the echo of a late client");
+    assert_eq!(&echoed, b"\r\nok");
+}
+
+/// A flood from one address beyond `--max-per-ip`: refused at accept, before any wait, so the
+/// relay holds no more than the limit's worth of client sockets, and each refused client sees
+/// a reset at once.
+#[test]
+fn limits_refuse_a_flood_at_accept() {
+    let upstream = Upstream::echo();
+    let relay = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream.addr.to_string(),
+        "--accept-proxy-from",
+        "10.255.0.0/16",
+        "--proxy-header-timeout",
+        "30s",
+        "--max-per-ip",
+        "10",
+        "--max-connections",
+        "100",
+    ]);
+    let baseline = descriptors(&relay);
+    let mut clients = holding_clients(relay.addr(), 300, b"P");
+    // Which ten are admitted depends on which worker's socket accepts first.
+    let refused = clients
+        .iter_mut()
+        .map(|c| was_refused(c, Duration::from_millis(500)))
+        .filter(|&refused| refused)
+        .count();
+    assert_eq!(refused, 290, "every client beyond --max-per-ip is reset");
+    let held = descriptors(&relay) - baseline;
+    assert!(
+        held <= 10 + 2,
+        "the relay holds {held} more descriptors than at rest"
+    );
+    let counted = relay.wait_metric(
+        "ferry_relay_refused_total{listener=\"default\",reason=\"max_per_ip\"}",
+        |n| n >= 290,
+    );
+    assert_eq!(counted, 290);
+    drop(clients);
+}
+
+/// Random, partial, slow and oversized PROXY headers from a trusted sender: each is refused
+/// (or passed on, if it is a valid header) within the header deadline, the relay's CPU stays
+/// low, and every descriptor is given back.
+#[test]
+fn hostile_proxy_headers_are_bounded_in_time_cpu_and_descriptors() {
+    let upstream = Upstream::echo();
+    let relay = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream.addr.to_string(),
+        "--accept-proxy-from",
+        "127.0.0.0/8",
+        "--proxy-header-timeout",
+        "1s",
+    ]);
+    let baseline = descriptors(&relay);
+    let before = cpu(&relay);
+    let mut rng = Rng(0x5eed);
+    let v2_signature = b"\r\n\r\n\0\r\nQUIT\n";
+    let mut clients = Vec::new();
+    for i in 0..300 {
+        let mut bytes: Vec<u8> = match i % 6 {
+            // Random bytes.
+            0 => (0..1 + rng.index(200))
+                .map(|_| rng.next_u64() as u8)
+                .collect(),
+            // A v1 header cut anywhere.
+            1 => {
+                let full = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n";
+                full[..rng.index(full.len())].to_vec()
+            }
+            // A v1 header that never ends (over the 107-byte maximum).
+            2 => {
+                let mut v = b"PROXY TCP4 ".to_vec();
+                v.extend(std::iter::repeat_n(b'9', 300));
+                v
+            }
+            // A v2 signature announcing a huge address block.
+            3 => {
+                let mut v = v2_signature.to_vec();
+                v.extend([0x21, 0x11, 0xff, 0xff]);
+                v
+            }
+            // A v2 header cut anywhere.
+            4 => {
+                let mut v = v2_signature.to_vec();
+                v.extend([
+                    0x21, 0x11, 0x00, 0x0c, 203, 0, 113, 7, 10, 0, 0, 1, 0xc8, 0x22,
+                ]);
+                v.truncate(rng.index(v.len()));
+                v
+            }
+            // Nothing at all.
+            _ => Vec::new(),
+        };
+        let mut client = TcpStream::connect(relay.addr()).expect("connect");
+        // Drip the first bytes one at a time, the rest at once.
+        let drip = bytes.len().min(3);
+        for byte in bytes.drain(..drip) {
+            let _ = client.write_all(&[byte]);
+        }
+        let _ = client.write_all(&bytes);
+        clients.push(client);
+    }
+    let sent = Instant::now();
+    // Every one is done with within the 1 s deadline (plus scheduling slack).
+    for client in &mut clients {
+        let left = Duration::from_secs(5).saturating_sub(sent.elapsed());
+        assert!(
+            was_refused(client, left.max(Duration::from_millis(1))),
+            "a hostile header was still held {:?} after it was sent",
+            sent.elapsed()
+        );
+    }
+    let spent = cpu(&relay) - before;
+    assert!(
+        spent < Duration::from_secs(1),
+        "{spent:?} of CPU for 300 hostile headers"
+    );
+    drop(clients);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while descriptors(&relay) > baseline && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        descriptors(&relay),
+        baseline,
+        "descriptors were not given back"
+    );
+    // A valid header still works.
+    let mut honest = TcpStream::connect(relay.addr()).unwrap();
+    honest
+        .write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\nping")
+        .unwrap();
+    honest
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut echoed = [0u8; 4];
+    honest.read_exact(&mut echoed).expect("echo");
+    assert_eq!(&echoed, b"ping");
+}
