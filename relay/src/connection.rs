@@ -43,7 +43,7 @@ impl ListenerState {
         let forward = ForwardOptions {
             idle_timeout: settings.idle_timeout,
             half_close_timeout: settings.half_close_timeout,
-            pipe_size: None,
+            pipe_size: settings.pipe_size,
             splice: settings.splice,
         };
         ListenerState {

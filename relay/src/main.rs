@@ -1,28 +1,32 @@
-//! `ferry-relay`: parse and validate the configuration (exit 64 on bad input, before any port
-//! is bound), set up logging, then run the relay until SIGTERM or SIGINT; SIGHUP reloads.
+//! `ferry-relay`: parse and validate the configuration (exit 64 on bad input, with one line on
+//! stderr, before any port is bound), set up logging, then run the relay until SIGTERM or
+//! SIGINT; SIGHUP reloads.
 
+use std::ffi::OsString;
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use ferry_relay::config::{Cli, Config, LogFormat, EX_USAGE};
+use ferry_relay::config::{flag_error, Cli, Config, ConfigError, HostAddrs, LogFormat, EX_USAGE};
 use ferry_relay::server::Server;
 use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version print to stdout and succeed.
+        // --help and --version print to stdout and succeed.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EX_USAGE as u8)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("ferry-relay: {}", flag_error(&e, &args));
+            return ExitCode::from(EX_USAGE as u8);
         }
     };
-    let config = match Config::from_args(&cli) {
+    let config = match load(&cli, |warning| eprintln!("ferry-relay: {warning}")) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("ferry-relay: {e}");
@@ -54,6 +58,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration the flags describe, judged against this host's addresses as they are
+/// now (interfaces come and go between reloads). If they cannot be listed, loopback alone
+/// counts as this host's, and `warn` says so.
+fn load(cli: &Cli, warn: impl Fn(&str)) -> Result<Config, ConfigError> {
+    let host = host_addrs().unwrap_or_else(|e| {
+        warn(&format!(
+            "cannot list this host's addresses ({e}); only loopback is checked for a listener \
+             that would forward to itself"
+        ));
+        HostAddrs::default()
+    });
+    Config::from_args(cli, &host)
+}
+
+/// The addresses of every interface of this host (getifaddrs(3)).
+fn host_addrs() -> Result<HostAddrs, nix::Error> {
+    let addrs = nix::ifaddrs::getifaddrs()?
+        .filter_map(|interface| interface.address)
+        .filter_map(|addr| {
+            let v4 = addr.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()));
+            v4.or_else(|| addr.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+        });
+    Ok(HostAddrs::new(addrs))
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -78,7 +107,7 @@ async fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>>
         tokio::select! {
             _ = hangup.recv() => {
                 // The file is read again and validated whole; a bad one changes nothing.
-                match Config::from_args(&cli) {
+                match load(&cli, |warning| tracing::warn!("{warning}")) {
                     Ok(new) => {
                         let errors = server.reload(&new);
                         for e in &errors {

@@ -1,7 +1,9 @@
 //! The `ferry-relay` binary on loopback: byte-exact relaying, PROXY headers parsed back by the
-//! upstream, failover, health checks, limits and access lists, SIGTERM drain, SIGHUP reload,
-//! and exit status 64 on bad input. Every port is one the kernel chose: the relay is started
-//! on port 0 and tells its addresses in its log (`ferry_tests::relay` reads them).
+//! upstream, failover, health checks, limits and access lists, SIGTERM drain, SIGHUP reload
+//! (and its refusals), and exit status 64 with one line on bad input (flags, files that are
+//! not small regular files, listeners that would forward to themselves). Every port is one
+//! the kernel chose: the relay is started on port 0 and tells its addresses in its log
+//! (`ferry_tests::relay` reads them).
 
 mod support;
 
@@ -249,11 +251,16 @@ fn sigterm_stops_accepting_and_drains_open_connections() {
 
 /// Waits until the relay has logged `count` successful reloads.
 fn wait_reloads(relay: &Relay, count: usize) {
+    wait_logged(relay, "configuration reloaded", count);
+}
+
+/// Waits until the relay's log holds `needle` `count` times.
+fn wait_logged(relay: &Relay, needle: &str, count: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while relay.log().matches("configuration reloaded").count() < count {
+    while relay.log().matches(needle).count() < count {
         assert!(
             std::time::Instant::now() < deadline,
-            "not {count} reloads:\n{}",
+            "not {count} times {needle:?}:\n{}",
             relay.log()
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -315,94 +322,244 @@ fn sighup_reloads_the_file_without_dropping_connections_or_the_port() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs the binary with `argv` to its end, or fails the test if it is still running after
+/// 10 s (a read of `--config` that blocks, say).
+fn run_to_end(argv: &[String]) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-relay"))
+        .args(argv)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ferry-relay");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait for ferry-relay").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{argv:?}: still running after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("the output of ferry-relay")
+}
+
+/// An address of one of this host's interfaces other than loopback, if it has one.
+fn an_interface_address() -> Option<std::net::IpAddr> {
+    nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter_map(|interface| interface.address)
+        .filter_map(|a| a.as_sockaddr_in().map(|a| std::net::IpAddr::V4(a.ip())))
+        .find(|ip| !ip.is_loopback())
+}
+
 #[test]
 fn bad_flags_and_files_exit_64_with_one_clear_line() {
-    let dir = std::env::temp_dir().join(format!("ferry-relay-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad_file = dir.join("bad.toml");
-    std::fs::write(
-        &bad_file,
-        "[[listener]]\nname = \"x\"\nlisten = \"0.0.0.0:443\"\nupstreams = []\n",
-    )
-    .unwrap();
-    let typo_file = dir.join("typo.toml");
-    std::fs::write(&typo_file, "[[listener]]\nname = \"x\"\nlisten = \"0.0.0.0:443\"\nupstreams = [\"10.0.0.1:443\"]\nmax_conections = 5\n").unwrap();
-    let bad = bad_file.to_str().unwrap().to_string();
-    let typo = typo_file.to_str().unwrap().to_string();
-    let cases: Vec<(Vec<String>, &str)> = vec![
-        (args(&["--listen", "0.0.0.0:443"]), "upstream"),
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = |name: &str, text: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let bad = file(
+        "bad.toml",
+        b"[[listener]]\nname = \"x\"\nlisten = \"0.0.0.0:443\"\nupstreams = []\n",
+    );
+    let typo = file("typo.toml", b"[[listener]]\nname = \"x\"\nlisten = \"0.0.0.0:443\"\nupstreams = [\"10.0.0.1:443\"]\nmax_conections = 5\n");
+    let looping = file(
+        "loop.toml",
+        b"[[listener]]\nname = \"x\"\nlisten = \"0.0.0.0:8443\"\nupstreams = [\"127.0.0.1:8443\"]\n",
+    );
+    let big = file(
+        "big.toml",
+        &vec![b'#'; ferry_relay::config::MAX_FILE_BYTES as usize + 1],
+    );
+    let fifo = dir.path().join("fifo.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let fifo = fifo.to_str().unwrap().to_string();
+    let listener = ["--listen", "127.0.0.1:0", "--upstream", "10.0.0.1:443"];
+    let with = |extra: &[&str]| args(&[&listener[..], extra].concat());
+    let mut cases: Vec<(Vec<String>, String)> = vec![
+        (args(&["--listen", "0.0.0.0:443"]), "upstream".into()),
         (
             args(&["--listen", "nonsense", "--upstream", "10.0.0.1:443"]),
-            "nonsense",
+            "nonsense".into(),
         ),
         (
             args(&["--listen", "127.0.0.1:0", "--upstream", "10.0.0.1"]),
-            "10.0.0.1",
+            "10.0.0.1".into(),
+        ),
+        (with(&["--proxy-protocol", "v3"]), "v3".into()),
+        (with(&["--max-connections", "0"]), "max-connections".into()),
+        (with(&["--allow", "10.0.0.0/40"]), "10.0.0.0/40".into()),
+        (with(&["--idle-timeout", "forever"]), "forever".into()),
+        (
+            with(&["--health-interval", "1ms"]),
+            "--health-interval 1ms is not valid: must be from 100ms to 1d".into(),
         ),
         (
-            args(&[
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                "10.0.0.1:443",
-                "--proxy-protocol",
-                "v3",
-            ]),
-            "v3",
+            with(&["--pipe-size", "1"]),
+            "--pipe-size 1 is not valid: must be from 4KiB to 1MiB".into(),
+        ),
+        // Clap's errors: one line too.
+        (
+            args(&["--bogus"]),
+            "unexpected argument '--bogus' found".into(),
         ),
         (
-            args(&[
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                "10.0.0.1:443",
-                "--max-connections",
-                "0",
-            ]),
-            "max-connections",
+            with(&["--grace", "-1s"]),
+            "--grace -1s is not valid: a value that starts with '-' is read as a flag".into(),
         ),
         (
-            args(&[
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                "10.0.0.1:443",
-                "--allow",
-                "10.0.0.0/40",
-            ]),
-            "10.0.0.0/40",
+            args(&["--listen"]),
+            "a value is required for '--listen <ADDR>'".into(),
         ),
+        (args(&["check"]), "unexpected argument 'check' found".into()),
         (
-            args(&[
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                "10.0.0.1:443",
-                "--idle-timeout",
-                "forever",
-            ]),
-            "forever",
+            args(&["--gracee", "5s"]),
+            "(did you mean '--grace'?)".into(),
         ),
+        // The file: not there, not valid, not a regular file, too large.
         (
             args(&["--config", "/nonexistent/relay.toml"]),
-            "/nonexistent/relay.toml",
+            "/nonexistent/relay.toml".into(),
         ),
-        (args(&["--config", &bad]), "upstream"),
-        (args(&["--config", &typo]), "max_conections"),
+        (args(&["--config", &bad]), "upstream".into()),
+        (args(&["--config", &typo]), "max_conections".into()),
+        (
+            args(&["--config", "/dev/zero"]),
+            "cannot read /dev/zero: it is a character device, not a regular file".into(),
+        ),
+        (
+            args(&["--config", "/dev/urandom"]),
+            "cannot read /dev/urandom: it is a character device".into(),
+        ),
+        (
+            args(&["--config", &fifo]),
+            format!("cannot read {fifo}: it is a FIFO, not a regular file"),
+        ),
+        (
+            args(&["--config", dir.path().to_str().unwrap()]),
+            "it is a directory, not a regular file".into(),
+        ),
+        (
+            args(&["--config", &big]),
+            format!("cannot read {big}: larger than 1MiB"),
+        ),
+        // A listener that would forward to itself, --check or not.
+        (
+            args(&[
+                "--listen",
+                "0.0.0.0:8443",
+                "--upstream",
+                "127.0.0.1:8443",
+                "--check",
+            ]),
+            "--upstream 127.0.0.1:8443 is not valid: it is an address of this host, and \
+             listener \"default\" listens on 0.0.0.0:8443: it would forward to itself"
+                .into(),
+        ),
+        (
+            args(&["--listen", "[::]:8443", "--upstream", "[::1]:8443"]),
+            "it would forward to itself".into(),
+        ),
+        (
+            args(&["--config", &looping, "--check"]),
+            "upstream \"127.0.0.1:8443\" is not valid: it is an address of this host".into(),
+        ),
     ];
+    // An address of one of the host's interfaces (read from the host, as the relay does).
+    match an_interface_address() {
+        Some(ip) => cases.push((
+            args(&[
+                "--listen",
+                "0.0.0.0:8443",
+                "--upstream",
+                &format!("{ip}:8443"),
+                "--check",
+            ]),
+            format!("--upstream {ip}:8443 is not valid: it is an address of this host"),
+        )),
+        None => eprintln!("no interface but loopback: the interface address case is skipped"),
+    }
     for (argv, needle) in cases {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-relay"))
-            .args(&argv)
-            .output()
-            .expect("run ferry-relay");
+        let out = run_to_end(&argv);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{argv:?}: {stderr}");
         assert!(
-            stderr.contains(needle),
+            stderr.contains(&needle),
             "{argv:?}: stderr lacks {needle:?}: {stderr}"
         );
+        assert!(
+            stderr.starts_with("ferry-relay: ") && stderr.lines().count() == 1,
+            "{argv:?}: not one line: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{argv:?}: stdout: {:?}", out.stdout);
     }
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_and_version_print_to_stdout_and_succeed() {
+    for (flag, needle) in [
+        ("--help", "Usage: ferry-relay"),
+        ("--version", "ferry-relay "),
+    ] {
+        let out = run_to_end(&args(&[flag]));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{flag}: {:?}", out.status);
+        assert!(stdout.contains(needle), "{flag}: {stdout}");
+        assert!(out.stderr.is_empty(), "{flag}: stderr: {:?}", out.stderr);
+    }
+}
+
+/// A reload reads the file as the start did: a FIFO in its place (which a read would wait on
+/// forever) or a listener that would forward to itself is refused, the running configuration
+/// stays, and the next good file is taken.
+#[test]
+fn sighup_refuses_a_file_that_is_not_regular_or_forwards_to_itself() {
+    let upstream = Upstream::echo();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("relay.toml");
+    let good = format!(
+        "[[listener]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n\
+         upstreams = [\"{}\"]\nproxy_protocol = \"none\"\n",
+        upstream.addr
+    );
+    std::fs::write(&path, &good).unwrap();
+    let relay = start(&["--config", path.to_str().unwrap()]);
+    let listen = relay.addr();
+
+    std::fs::remove_file(&path).unwrap();
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    relay.reload();
+    wait_logged(&relay, "reload failed", 1);
+    assert!(
+        relay.log().contains("it is a FIFO, not a regular file"),
+        "{}",
+        relay.log()
+    );
+    assert_eq!(round_trip(listen, b"fifo").unwrap(), b"fifo");
+
+    std::fs::remove_file(&path).unwrap();
+    let port = listen.port();
+    let looping = format!(
+        "{good}[[listener]]\nname = \"loop\"\nlisten = \"0.0.0.0:{port}\"\n\
+         upstreams = [\"127.0.0.1:{port}\"]\n"
+    );
+    std::fs::write(&path, looping).unwrap();
+    relay.reload();
+    wait_logged(&relay, "reload failed", 2);
+    assert!(
+        relay.log().contains("it would forward to itself"),
+        "{}",
+        relay.log()
+    );
+    assert_eq!(round_trip(listen, b"loop").unwrap(), b"loop");
+
+    std::fs::write(&path, &good).unwrap();
+    relay.reload();
+    wait_reloads(&relay, 1);
+    assert_eq!(round_trip(listen, b"good").unwrap(), b"good");
 }
 
 #[test]

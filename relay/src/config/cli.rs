@@ -2,7 +2,10 @@
 //! the flags are kept as text and turned into the same raw form as a file, so that a bad value
 //! goes through the same validation and gets the same one-line message.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use super::raw::{RawFile, RawHealth, RawListener, Scalar};
 use super::CLI_LISTENER_NAME;
@@ -15,7 +18,9 @@ use super::CLI_LISTENER_NAME;
     name = "ferry-relay",
     version,
     about = "Ferry's zero-copy TCP relay",
-    after_help = "DURATION is a number with a unit: 250ms, 5s, 10m, 1h, 1d, 1m30s.\n\
+    after_help = "DURATION is a number with a unit: 250ms, 5s, 10m, 1h, 1d, 1m30s. SIZE is \
+                  bytes, or a number with KiB or MiB: 65536, 256KiB, 1MiB. Each has a range \
+                  (relay.example.toml lists them).\n\
                   With --config, only --metrics, --log-format and --grace may be added; they \
                   override the file. Bad flags or files: one line on stderr, exit status 64."
 )]
@@ -80,6 +85,9 @@ pub struct Cli {
     /// Never use splice(2); always copy
     #[arg(long)]
     pub no_splice: bool,
+    /// Capacity of each splice pipe: bytes, or KiB/MiB, 4KiB to 1MiB [default: the kernel's]
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub pipe_size: Option<String>,
     /// Time between health checks of each upstream [default: 2s]
     #[arg(long, value_name = "DURATION")]
     pub health_interval: Option<String>,
@@ -139,6 +147,7 @@ impl Cli {
             keepalive: text(&self.keepalive),
             nodelay: self.no_nodelay.then_some(Scalar::Bool(false)),
             splice: self.no_splice.then_some(Scalar::Bool(false)),
+            pipe_size: text(&self.pipe_size),
             health: Some(RawHealth {
                 interval: text(&self.health_interval),
                 timeout: text(&self.health_timeout),
@@ -172,6 +181,7 @@ impl Cli {
             ("--keepalive", self.keepalive.is_some()),
             ("--no-nodelay", self.no_nodelay),
             ("--no-splice", self.no_splice),
+            ("--pipe-size", self.pipe_size.is_some()),
             ("--health-interval", self.health_interval.is_some()),
             ("--health-timeout", self.health_timeout.is_some()),
             ("--health-rise", self.health_rise.is_some()),
@@ -183,4 +193,57 @@ impl Cli {
 
 fn text(value: &Option<String>) -> Option<Scalar> {
     value.clone().map(Scalar::Text)
+}
+
+/// One of clap's own errors (an unknown flag, a missing value, a stray word) as one line like
+/// every other refusal: clap's message without `error: `, the usage block and the tips, but
+/// with clap's "similar flag" if it has one. `args` is the command line clap was given (the
+/// program name first), to tell a flag that lost its value from an unknown flag.
+pub fn flag_error(e: &clap::Error, args: &[OsString]) -> String {
+    if e.kind() == ErrorKind::UnknownArgument {
+        if let Some(line) = hyphen_value(e, args) {
+            return line;
+        }
+    }
+    let text = e.render().to_string();
+    // The message may take more than one line; the usage and the tips follow a blank line.
+    let message: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let message = message.join(" ");
+    let mut line = message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_owned();
+    if let Some(ContextValue::String(similar)) = e.get(ContextKind::SuggestedArg) {
+        line += &format!(" (did you mean '{similar}'?)");
+    }
+    line
+}
+
+/// `--grace -1s`: clap reads a value that starts with `-` (and is not a plain negative
+/// number) as a flag, and reports an unknown `-1`; the operator meant a value.
+fn hyphen_value(e: &clap::Error, args: &[OsString]) -> Option<String> {
+    let Some(ContextValue::String(unknown)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let command = <Cli as clap::CommandFactory>::command();
+    args.windows(2).find_map(|pair| {
+        let (flag, value) = (pair[0].to_str()?, pair[1].to_str()?);
+        if !value.starts_with(unknown.as_str()) || value.starts_with("--") {
+            return None;
+        }
+        let long = flag.strip_prefix("--")?;
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))?;
+        arg.get_action().takes_values().then(|| {
+            format!(
+                "{flag} {value} is not valid: a value that starts with '-' is read as a flag; \
+                 write {flag}={value}"
+            )
+        })
+    })
 }

@@ -7,7 +7,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::bounds::Bounds;
+use super::duration::TOO_LARGE;
 use super::raw::Scalar;
+use super::size::parse_size;
 use super::{parse_duration, ConfigError};
 use ferry_net::Cidr;
 
@@ -101,48 +104,97 @@ impl<'a> Ctx<'a> {
         parse_addr(self.text(key, value)?).map_err(|reason| self.invalid(key, value, reason))
     }
 
-    pub(super) fn duration(&self, key: &str, value: &Scalar) -> Result<Duration, ConfigError> {
+    /// A duration within `bounds`; a value outside gets [`Bounds::reason`].
+    pub(super) fn duration(
+        &self,
+        key: &str,
+        value: &Scalar,
+        bounds: Bounds<Duration>,
+    ) -> Result<Duration, ConfigError> {
+        self.duration_or(key, value, bounds, &bounds.reason())
+    }
+
+    /// A duration within `bounds`; a value outside gets `reason`.
+    pub(super) fn duration_or(
+        &self,
+        key: &str,
+        value: &Scalar,
+        bounds: Bounds<Duration>,
+        reason: &str,
+    ) -> Result<Duration, ConfigError> {
         let text = match value {
             Scalar::Text(s) => s,
             _ => return Err(self.invalid(key, value, "expected a string such as \"5s\"")),
         };
-        parse_duration(text).map_err(|reason| self.invalid(key, value, reason))
-    }
-
-    /// A duration greater than zero.
-    pub(super) fn timeout(&self, key: &str, value: &Scalar) -> Result<Duration, ConfigError> {
-        let d = self.duration(key, value)?;
-        if d.is_zero() {
-            return Err(self.invalid(key, value, "must be greater than zero"));
+        match parse_duration(text) {
+            Ok(d) if bounds.contains(d) => Ok(d),
+            Ok(_) => Err(self.invalid(key, value, reason)),
+            Err(e) if e == TOO_LARGE => Err(self.invalid(key, value, reason)),
+            Err(e) => Err(self.invalid(key, value, e)),
         }
-        Ok(d)
     }
 
-    /// A whole number of at least one.
-    pub(super) fn count(&self, key: &str, value: &Scalar) -> Result<u64, ConfigError> {
+    /// A whole number within `bounds`; a value outside (negative, or past any integer
+    /// included) gets `reason`.
+    pub(super) fn count(
+        &self,
+        key: &str,
+        value: &Scalar,
+        bounds: Bounds<u64>,
+        reason: &str,
+    ) -> Result<u64, ConfigError> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         let n = match value {
-            Scalar::Int(n) => *n,
-            Scalar::Text(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
-                .parse()
-                .map_err(|_| self.invalid(key, value, "too large"))?,
-            Scalar::Text(s) if s.starts_with('-') => -1,
+            Scalar::Int(n) => u64::try_from(*n).ok(),
+            Scalar::Text(s) if digits(s) => s.parse().ok(),
+            Scalar::Text(s) if s.strip_prefix('-').is_some_and(digits) => None,
             _ => return Err(self.invalid(key, value, "expected a whole number")),
         };
-        u64::try_from(n)
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| self.invalid(key, value, "must be greater than zero"))
+        n.filter(|&n| bounds.contains(n))
+            .ok_or_else(|| self.invalid(key, value, reason))
     }
 
-    /// A limit: a count, or "unlimited".
-    pub(super) fn limit(&self, key: &str, value: &Scalar) -> Result<Option<usize>, ConfigError> {
+    /// A limit: a count within `bounds`, or "unlimited".
+    pub(super) fn limit(
+        &self,
+        key: &str,
+        value: &Scalar,
+        bounds: Bounds<u64>,
+    ) -> Result<Option<usize>, ConfigError> {
         if *value == Scalar::Text("unlimited".into()) {
             return Ok(None);
         }
-        let n = self.count(key, value)?;
+        let reason = format!("{}, or unlimited", bounds.reason());
+        let n = self.count(key, value, bounds, &reason)?;
+        // The bounds are far below usize::MAX on any target the relay builds for.
         usize::try_from(n)
             .map(Some)
-            .map_err(|_| self.invalid(key, value, "too large"))
+            .map_err(|_| self.invalid(key, value, reason))
+    }
+
+    /// A size in bytes (`65536`, `"64KiB"`, `"1MiB"`) within `bounds`; a value outside gets
+    /// `reason`.
+    pub(super) fn size(
+        &self,
+        key: &str,
+        value: &Scalar,
+        bounds: Bounds<u64>,
+        reason: &str,
+    ) -> Result<u64, ConfigError> {
+        let n = match value {
+            Scalar::Int(n) => u64::try_from(*n).ok(),
+            Scalar::Text(s) if s.strip_prefix('-').is_some_and(|r| parse_size(r).is_ok()) => None,
+            Scalar::Text(s) => match parse_size(s) {
+                Ok(n) => Some(n),
+                Err(e) if e == TOO_LARGE => None,
+                Err(e) => return Err(self.invalid(key, value, e)),
+            },
+            Scalar::Bool(_) => {
+                return Err(self.invalid(key, value, "expected a size such as \"256KiB\""))
+            }
+        };
+        n.filter(|&n| bounds.contains(n))
+            .ok_or_else(|| self.invalid(key, value, reason))
     }
 
     pub(super) fn bool(&self, key: &str, value: &Scalar) -> Result<bool, ConfigError> {

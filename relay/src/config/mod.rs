@@ -4,8 +4,10 @@
 //!
 //! Every refusal is one line that names the field and the value, e.g.
 //! `relay.toml: listener "https": upstream "10.1.0.5" is not valid: missing port` or
-//! `--max-connections 0 is not valid: must be greater than zero`; the binary prints it and
-//! exits with [`EX_USAGE`] before binding any port. See `relay.example.toml` for the file.
+//! `--max-connections 0 is not valid: must be from 1 to 1000000, or unlimited`; the binary
+//! prints it and exits with [`EX_USAGE`] before binding any port (clap's own errors, such as
+//! an unknown flag, are made one line too: [`flag_error`]). See `relay.example.toml` for the
+//! file.
 //!
 //! Decisions worth knowing:
 //! * Addresses are `IP:port` only. Host names are refused rather than resolved: the upstreams
@@ -21,17 +23,27 @@
 //!   client address carried in the header, not to the balancer's. A block of every address
 //!   (`0.0.0.0/0`, `::/0`) is refused there: it would let any client choose its address.
 //! * Durations are strings with units (`"250ms"`, `"5s"`, `"10m"`, `"1h"`, `"1d"`, `"1m30s"`);
-//!   a bare number is refused, since its unit would be a guess.
+//!   a bare number is refused, since its unit would be a guess. Sizes are bytes, or `KiB` /
+//!   `MiB` (`"256KiB"`).
+//! * Every duration, count and size has a range (`bounds`); the message names it.
+//! * No upstream may be an address that one of our own listeners accepts, the wildcard
+//!   included (`0.0.0.0:443` forwarding to `127.0.0.1:443`, or to any address of this host
+//!   on port 443): the relay would connect to itself until the descriptors run out. The
+//!   binary passes this host's addresses in ([`HostAddrs`]); the rule itself is plain code.
+//! * The file is read only if it is a regular file of at most 1 MiB (`file`).
 //!
 //! # Layout
 //!
 //! * this file: the validated types, [`ConfigError`], and [`Config::from_args`] /
 //!   [`Config::from_toml_str`], which run the steps below;
-//! * `cli`: the clap flags ([`Cli`]) and their raw form;
+//! * `cli`: the clap flags ([`Cli`]), their raw form, and clap's errors as one line;
+//! * `file`: reading the `--config` file, bounded in size and time;
 //! * `raw`: the raw form the TOML file is deserialized into, before any check;
 //! * `field`: checking one raw value, with a message that names the field and the value;
+//! * `bounds`: the range of every duration, count and size, with the reason for each;
+//! * `host`: this host's addresses, and whether a listener would accept an upstream's address;
 //! * `validate`: raw form to [`Config`]: defaults, listeners, cross-listener rules;
-//! * `duration`: [`parse_duration`].
+//! * `duration`, `size`: [`parse_duration`], [`parse_size`] and their inverses.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,16 +51,23 @@ use std::time::Duration;
 
 use ferry_net::NetworkSet;
 
+mod bounds;
 mod cli;
 mod duration;
 mod field;
+mod file;
+mod host;
 mod raw;
+mod size;
 #[cfg(test)]
 mod tests;
 mod validate;
 
-pub use cli::Cli;
-pub use duration::parse_duration;
+pub use bounds::MAX_FILE_BYTES;
+pub use cli::{flag_error, Cli};
+pub use duration::{format_duration, parse_duration};
+pub use host::HostAddrs;
+pub use size::{format_size, parse_size};
 
 use field::{Ctx, Source};
 use raw::RawFile;
@@ -108,6 +127,9 @@ pub struct ListenerConfig {
     pub nodelay: bool,
     /// Forward with `splice(2)`; `false` forces the plain copy (for debugging).
     pub splice: bool,
+    /// `F_SETPIPE_SZ` for the splice pipes, 4 KiB to 1 MiB (the kernel rounds up to a power
+    /// of two pages); `None`: the kernel's default.
+    pub pipe_size: Option<usize>,
     pub health: HealthConfig,
 }
 
@@ -164,6 +186,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Not a regular file, too large, or not UTF-8.
+    #[error("cannot read {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
     #[error("{}:{line}:{column}: {message}", path.display())]
     Syntax {
         path: PathBuf,
@@ -187,24 +212,22 @@ pub enum ConfigError {
 
 impl Config {
     /// The configuration the flags describe: the file named by `--config` (read now, with the
-    /// global flags applied over it), or else the single listener of the flags.
-    pub fn from_args(cli: &Cli) -> Result<Config, ConfigError> {
+    /// global flags applied over it), or else the single listener of the flags. `host`: this
+    /// host's addresses, for refusing a listener that would forward to itself.
+    pub fn from_args(cli: &Cli, host: &HostAddrs) -> Result<Config, ConfigError> {
         let globals = cli.globals();
         let Some(path) = &cli.config else {
             let raw = RawFile {
                 listener: vec![cli.listener()],
                 ..globals
             };
-            return validate(&raw, &Source::Cli);
+            return validate(&raw, &Source::Cli, host);
         };
         if let Some(flag) = cli.listener_flag() {
             return Err(ConfigError::WithConfig { flag });
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let mut config = Config::from_toml_str(&text, path)?;
+        let text = file::read(path)?;
+        let mut config = Config::from_toml_str(&text, path, host)?;
         let over = Globals::validate(&globals, &Ctx::top(&Source::Cli))?;
         config.metrics = over.metrics.or(config.metrics);
         config.log_format = over.log_format.unwrap_or(config.log_format);
@@ -213,7 +236,11 @@ impl Config {
     }
 
     /// The configuration in a TOML document; `origin` (its path) prefixes every message.
-    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+    pub fn from_toml_str(
+        text: &str,
+        origin: &Path,
+        host: &HostAddrs,
+    ) -> Result<Config, ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let at = e.span().map_or(0, |span| span.start).min(text.len());
             let before = text.as_bytes().get(..at).unwrap_or_default();
@@ -229,6 +256,6 @@ impl Config {
                 message: e.message().trim().replace('\n', "; "),
             }
         })?;
-        validate(&raw, &Source::File(origin.to_owned()))
+        validate(&raw, &Source::File(origin.to_owned()), host)
     }
 }

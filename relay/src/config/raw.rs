@@ -76,6 +76,7 @@ pub(super) struct RawListener {
     pub(super) keepalive: Option<Scalar>,
     pub(super) nodelay: Option<Scalar>,
     pub(super) splice: Option<Scalar>,
+    pub(super) pipe_size: Option<Scalar>,
     pub(super) health: Option<RawHealth>,
 }
 

@@ -1,11 +1,21 @@
 //! Unit tests of the configuration: table-driven good and bad command lines and files (each
-//! bad one must give one line naming the field and the value), the example file, and
-//! `parse_duration`.
+//! bad one must give one line naming the field and the value, and a value out of its range
+//! names the range), the `--config` file's bounds, the listener that would forward to itself
+//! (against a made-up host), the example file, and `parse_duration` / `parse_size`.
 
+use std::ffi::OsString;
+use std::net::IpAddr;
+
+use super::host::accepts;
 use super::validate::builtin;
 use super::*;
 use clap::Parser;
 use ferry_net::{Cidr, NetworkSet};
+
+/// The host the tests run against: loopback, one IPv4 and one IPv6 interface address.
+fn host() -> HostAddrs {
+    HostAddrs::new(["10.0.0.7", "2001:db8::7"].map(|ip| ip.parse::<IpAddr>().unwrap()))
+}
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -43,17 +53,22 @@ fn config(listeners: Vec<ListenerConfig>) -> Config {
     }
 }
 
+/// The configuration of a command line (split at white space), as the binary reads it: a
+/// flag error of clap's is the line the binary prints.
 fn from_cli(args: &str) -> Result<Config, ConfigError> {
-    let args = std::iter::once("ferry-relay").chain(args.split_whitespace());
-    let cli = Cli::try_parse_from(args).map_err(|e| ConfigError::Rule {
-        at: "clap: ".into(),
-        message: e.to_string(),
+    let args: Vec<OsString> = std::iter::once("ferry-relay")
+        .chain(args.split_whitespace())
+        .map(OsString::from)
+        .collect();
+    let cli = Cli::try_parse_from(&args).map_err(|e| ConfigError::Rule {
+        at: String::new(),
+        message: flag_error(&e, &args),
     })?;
-    Config::from_args(&cli)
+    Config::from_args(&cli, &host())
 }
 
 fn from_toml(text: &str) -> Result<Config, ConfigError> {
-    Config::from_toml_str(text, Path::new("relay.toml"))
+    Config::from_toml_str(text, Path::new("relay.toml"), &host())
 }
 
 /// `input` gave one listener `name` on 0.0.0.0:443 to 10.1.0.5:443, with defaults
@@ -194,6 +209,83 @@ fn good_command_lines_give_these_values() {
         ("--listen 127.0.0.1:0 --upstream 127.0.0.1:1".into(), |c| {
             c.listeners[0] = listener("default", "127.0.0.1:0", &["127.0.0.1:1"], &[]);
         }),
+        // The ends of each range are in it.
+        (
+            format!(
+                "{BASE} --connect-timeout 10ms --idle-timeout 1s --half-close-timeout 1d \
+                     --proxy-header-timeout 100ms --health-interval 100ms --health-timeout 10ms \
+                     --health-rise 100 --health-fall 1 --max-connections 1000000 \
+                     --max-per-ip 1 --keepalive 1s --grace 1d --pipe-size 4096"
+            ),
+            |c| {
+                let l = &mut c.listeners[0];
+                l.connect_timeout = Duration::from_millis(10);
+                l.idle_timeout = secs(1);
+                l.half_close_timeout = secs(86400);
+                l.proxy_header_timeout = Duration::from_millis(100);
+                l.health.interval = Duration::from_millis(100);
+                l.health.timeout = Duration::from_millis(10);
+                l.health.rise = 100;
+                l.health.fall = 1;
+                l.max_connections = Some(1_000_000);
+                l.max_per_ip = Some(1);
+                l.keepalive = Some(secs(1));
+                l.pipe_size = Some(4096);
+                c.grace = secs(86400);
+            },
+        ),
+        (
+            format!(
+                "{BASE} --connect-timeout 5m --idle-timeout 1d --half-close-timeout 1s \
+                     --proxy-header-timeout 5m --health-interval 1d --health-timeout 1d \
+                     --max-per-ip 1000000 --keepalive 32767s --pipe-size 1MiB"
+            ),
+            |c| {
+                let l = &mut c.listeners[0];
+                l.connect_timeout = secs(300);
+                l.idle_timeout = secs(86400);
+                l.half_close_timeout = secs(1);
+                l.proxy_header_timeout = secs(300);
+                l.health.interval = secs(86400);
+                l.health.timeout = secs(86400);
+                l.max_per_ip = Some(1_000_000);
+                l.keepalive = Some(secs(32767));
+                l.pipe_size = Some(1 << 20);
+            },
+        ),
+        (format!("{BASE} --pipe-size 256KiB"), |c| {
+            c.listeners[0].pipe_size = Some(256 << 10);
+        }),
+        (format!("{BASE} --pipe-size 65536"), |c| {
+            c.listeners[0].pipe_size = Some(65536);
+        }),
+        // Addresses of this host that no listener of ours accepts: another port; a listener
+        // bound to one address and an upstream on another; the IPv4 wildcard and IPv6.
+        (
+            "--listen 0.0.0.0:443 --upstream 127.0.0.1:8443".into(),
+            |c| {
+                c.listeners[0] = listener("default", "0.0.0.0:443", &["127.0.0.1:8443"], &[]);
+            },
+        ),
+        (
+            "--listen 127.0.0.1:443 --upstream 10.0.0.7:443".into(),
+            |c| {
+                c.listeners[0] = listener("default", "127.0.0.1:443", &["10.0.0.7:443"], &[]);
+            },
+        ),
+        (
+            "--listen 10.0.0.7:443 --upstream 127.0.0.2:443".into(),
+            |c| {
+                c.listeners[0] = listener("default", "10.0.0.7:443", &["127.0.0.2:443"], &[]);
+            },
+        ),
+        ("--listen 0.0.0.0:443 --upstream [::1]:443".into(), |c| {
+            c.listeners[0] = listener("default", "0.0.0.0:443", &["[::1]:443"], &[]);
+        }),
+        // An address of another host, on the listener's port (the usual case).
+        ("--listen [::]:443 --upstream 10.0.0.8:443".into(), |c| {
+            c.listeners[0] = listener("default", "[::]:443", &["10.0.0.8:443"], &[]);
+        }),
     ];
     for (args, edit) in cases {
         assert_gives(&args, from_cli(&args), "default", edit);
@@ -244,17 +336,24 @@ fn bad_command_lines_get_one_line_naming_the_flag_and_value() {
         ),
         (
             "--listen 127.0.0.1:8443 --upstream 127.0.0.1:8443",
-            "--upstream 127.0.0.1:8443 is not valid: it is the listen address of listener \"default\"",
+            "--upstream 127.0.0.1:8443 is not valid: it is the listen address of listener \"default\": it would forward to itself",
         ),
         (
             "--max-connections 0",
-            "--max-connections 0 is not valid: must be greater than zero",
+            "--max-connections 0 is not valid: must be from 1 to 1000000, or unlimited",
         ),
-        ("--max-per-ip -3", "--max-per-ip -3 is not valid: must be greater than zero"),
+        (
+            "--max-connections 1000001",
+            "--max-connections 1000001 is not valid: must be from 1 to 1000000, or unlimited",
+        ),
+        (
+            "--max-per-ip -3",
+            "--max-per-ip -3 is not valid: must be from 1 to 1000000, or unlimited",
+        ),
         ("--max-per-ip ten", "--max-per-ip ten is not valid: expected a whole number"),
         (
             "--max-connections 99999999999999999999",
-            "--max-connections 99999999999999999999 is not valid: too large",
+            "--max-connections 99999999999999999999 is not valid: must be from 1 to 1000000",
         ),
         ("--proxy-protocol v3", "--proxy-protocol v3 is not valid: expected none, v1, v2"),
         (
@@ -271,7 +370,24 @@ fn bad_command_lines_get_one_line_naming_the_flag_and_value() {
             "--accept-proxy-from 0.0.0.0/0 is not valid: it would let any client choose its address",
         ),
         ("--accept-proxy-from ::/0", "--accept-proxy-from ::/0 is not valid"),
-        ("--connect-timeout 0s", "--connect-timeout 0s is not valid: must be greater than zero"),
+        ("--connect-timeout 0s", "--connect-timeout 0s is not valid: must be from 10ms to 5m"),
+        ("--connect-timeout 9ms", "--connect-timeout 9ms is not valid: must be from 10ms to 5m"),
+        ("--connect-timeout 1h", "--connect-timeout 1h is not valid: must be from 10ms to 5m"),
+        ("--idle-timeout 999ms", "--idle-timeout 999ms is not valid: must be from 1s to 1d"),
+        ("--idle-timeout 1d1ms", "--idle-timeout 1d1ms is not valid: must be from 1s to 1d"),
+        (
+            "--half-close-timeout 500ms",
+            "--half-close-timeout 500ms is not valid: must be from 1s to 1d",
+        ),
+        ("--half-close-timeout 7d", "--half-close-timeout 7d is not valid: must be from 1s to 1d"),
+        (
+            "--proxy-header-timeout 99ms",
+            "--proxy-header-timeout 99ms is not valid: must be from 100ms to 5m",
+        ),
+        (
+            "--proxy-header-timeout 5m1s",
+            "--proxy-header-timeout 5m1s is not valid: must be from 100ms to 5m",
+        ),
         ("--idle-timeout 10", "--idle-timeout 10 is not valid: missing unit"),
         ("--half-close-timeout 5x", "--half-close-timeout 5x is not valid: unknown unit \"x\""),
         (
@@ -281,13 +397,92 @@ fn bad_command_lines_get_one_line_naming_the_flag_and_value() {
         ("--connect-timeout s", "--connect-timeout s is not valid: expected a number before \"s\""),
         (
             "--connect-timeout 99999999999d",
-            "--connect-timeout 99999999999d is not valid: too large",
+            "--connect-timeout 99999999999d is not valid: must be from 10ms to 5m",
         ),
         ("--keepalive 100ms", "--keepalive 100ms is not valid: must be from 1s to 32767s"),
         ("--keepalive 10h", "--keepalive 10h is not valid: must be from 1s to 32767s"),
-        ("--health-rise 0", "--health-rise 0 is not valid: must be greater than zero"),
-        ("--health-fall 5000000000", "--health-fall 5000000000 is not valid: too large"),
-        ("--health-interval 0ms", "--health-interval 0ms is not valid: must be greater than zero"),
+        ("--keepalive 0s", "--keepalive 0s is not valid: must be from 1s to 32767s"),
+        ("--health-rise 0", "--health-rise 0 is not valid: must be from 1 to 100"),
+        ("--health-rise 101", "--health-rise 101 is not valid: must be from 1 to 100"),
+        ("--health-fall 5000000000", "--health-fall 5000000000 is not valid: must be from 1 to 100"),
+        ("--health-interval 0ms", "--health-interval 0ms is not valid: must be from 100ms to 1d"),
+        ("--health-interval 1ms", "--health-interval 1ms is not valid: must be from 100ms to 1d"),
+        ("--health-interval 99ms", "--health-interval 99ms is not valid: must be from 100ms to 1d"),
+        ("--health-interval 1d1s", "--health-interval 1d1s is not valid: must be from 100ms to 1d"),
+        ("--health-timeout 9ms", "--health-timeout 9ms is not valid: must be from 10ms to 1d"),
+        ("--grace 1d1ms", "--grace 1d1ms is not valid: must be at most 1d"),
+        (
+            "--pipe-size 4095",
+            "--pipe-size 4095 is not valid: must be from 4KiB to 1MiB (a page to the kernel's default fs.pipe-max-size)",
+        ),
+        ("--pipe-size 1048577", "--pipe-size 1048577 is not valid: must be from 4KiB to 1MiB"),
+        ("--pipe-size 2MiB", "--pipe-size 2MiB is not valid: must be from 4KiB to 1MiB"),
+        ("--pipe-size 0", "--pipe-size 0 is not valid: must be from 4KiB to 1MiB"),
+        ("--pipe-size -1", "--pipe-size -1 is not valid: must be from 4KiB to 1MiB"),
+        (
+            "--pipe-size 99999999999999999999MiB",
+            "--pipe-size 99999999999999999999MiB is not valid: must be from 4KiB to 1MiB",
+        ),
+        (
+            "--pipe-size 64KB",
+            "--pipe-size 64KB is not valid: unknown unit \"KB\" (use KiB, MiB, or none for bytes)",
+        ),
+        ("--pipe-size 64k", "--pipe-size 64k is not valid: unknown unit \"k\""),
+        (
+            "--pipe-size 1.5MiB",
+            "--pipe-size 1.5MiB is not valid: use whole numbers (1536KiB, not 1.5MiB)",
+        ),
+        ("--pipe-size big", "--pipe-size big is not valid: expected a number before \"big\""),
+        // A listener that would forward to itself: any address of this host (loopback, an
+        // interface's, IPv4-mapped) on the port of a listener on the wildcard.
+        (
+            "--listen 0.0.0.0:443 --upstream 127.0.0.1:443",
+            "--upstream 127.0.0.1:443 is not valid: it is an address of this host, and listener \"default\" listens on 0.0.0.0:443: it would forward to itself",
+        ),
+        (
+            "--listen 0.0.0.0:443 --upstream 127.0.0.2:443",
+            "--upstream 127.0.0.2:443 is not valid: it is an address of this host",
+        ),
+        (
+            "--listen 0.0.0.0:443 --upstream 10.0.0.7:443",
+            "--upstream 10.0.0.7:443 is not valid: it is an address of this host",
+        ),
+        (
+            "--listen 0.0.0.0:443 --upstream [::ffff:127.0.0.1]:443",
+            "--upstream [::ffff:127.0.0.1]:443 is not valid: it is an address of this host",
+        ),
+        (
+            "--listen [::]:443 --upstream 127.0.0.1:443",
+            "--upstream 127.0.0.1:443 is not valid: it is an address of this host, and listener \"default\" listens on [::]:443",
+        ),
+        (
+            "--listen [::]:443 --upstream [::1]:443",
+            "--upstream [::1]:443 is not valid: it is an address of this host",
+        ),
+        (
+            "--listen [::]:443 --upstream [2001:db8::7]:443",
+            "--upstream [2001:db8::7]:443 is not valid: it is an address of this host",
+        ),
+        (
+            "--listen 0.0.0.0:443 --upstream 10.1.0.5:443 --backup 10.0.0.7:443",
+            "--backup 10.0.0.7:443 is not valid: it is an address of this host",
+        ),
+        (
+            "--listen 10.0.0.7:443 --upstream 10.0.0.7:443",
+            "--upstream 10.0.0.7:443 is not valid: it is the listen address of listener \"default\": it would forward to itself",
+        ),
+        // Clap's own errors: one line, as the binary prints them.
+        ("--bogus", "unexpected argument '--bogus' found"),
+        ("--gracee 5s", "unexpected argument '--gracee' found (did you mean '--grace'?)"),
+        (
+            "--grace -1s",
+            "--grace -1s is not valid: a value that starts with '-' is read as a flag; write --grace=-1s",
+        ),
+        ("--grace=-1s", "--grace -1s is not valid: expected a number before \"-1s\""),
+        ("--grace", "a value is required for '--grace <DURATION>' but none was supplied"),
+        ("check", "unexpected argument 'check' found"),
+        ("--check=yes", "unexpected value 'yes' for '--check' found"),
+        ("--grace 1s --grace 2s", "the argument '--grace <DURATION>' cannot be used multiple times"),
         (
             "--health-interval 1s --health-timeout 2s",
             "--health-timeout 2s is not valid: must not exceed --health-interval (1s)",
@@ -463,6 +658,23 @@ fn good_files_give_these_values() {
                     .push(listener("b", "127.0.0.1:0", &["127.0.0.1:1"], &[]));
             },
         ),
+        // pipe_size: bytes or KiB/MiB, inherited from [defaults] and replaced by a listener.
+        (
+            format!(
+                "[defaults]\npipe_size = \"1MiB\"\n{ONE}pipe_size = 65536\n\
+                 [[listener]]\nname = \"http\"\nlisten = \"0.0.0.0:80\"\n\
+                 upstreams = [\"10.1.0.5:80\"]\n"
+            ),
+            |c| {
+                c.listeners[0].pipe_size = Some(65536);
+                let mut http = listener("http", "0.0.0.0:80", &["10.1.0.5:80"], &[]);
+                http.pipe_size = Some(1 << 20);
+                c.listeners.push(http);
+            },
+        ),
+        (format!("{ONE}pipe_size = \"256KiB\"\n"), |c| {
+            c.listeners[0].pipe_size = Some(256 << 10);
+        }),
     ];
     for (text, edit) in cases {
         assert_gives(&text, from_toml(&text), "https", edit);
@@ -553,9 +765,39 @@ fn bad_files_get_one_line_naming_the_field_and_value() {
             ]),
             r#"relay.toml: listener "c": backup "127.0.0.1:8443" is not valid: it is the listen address of listener "b""#,
         ),
+        // Through another listener of ours, on the wildcard.
+        (
+            table(&[
+                r#"name = "a""#,
+                r#"listen = "0.0.0.0:8443""#,
+                r#"upstreams = ["10.1.0.5:443"]"#,
+            ]) + &table(&[
+                r#"name = "b""#,
+                r#"listen = "127.0.0.1:443""#,
+                r#"upstreams = ["10.0.0.7:8443"]"#,
+            ]),
+            r#"relay.toml: listener "b": upstream "10.0.0.7:8443" is not valid: it is an address of this host, and listener "a" listens on 0.0.0.0:8443"#,
+        ),
+        (
+            table(&[
+                r#"name = "a""#,
+                r#"listen = "[::]:443""#,
+                r#"upstreams = ["10.1.0.5:443"]"#,
+                r#"backups = ["[::1]:443"]"#,
+            ]),
+            r#"relay.toml: listener "a": backup "[::1]:443" is not valid: it is an address of this host, and listener "a" listens on [::]:443: it would forward to itself"#,
+        ),
         (
             with("max_connections = 0"),
-            r#"relay.toml: listener "https": max_connections 0 is not valid: must be greater than zero"#,
+            r#"relay.toml: listener "https": max_connections 0 is not valid: must be from 1 to 1000000, or unlimited"#,
+        ),
+        (
+            with("max_connections = 1000001"),
+            r#"listener "https": max_connections 1000001 is not valid: must be from 1 to 1000000, or unlimited"#,
+        ),
+        (
+            with("max_per_ip = -1"),
+            r#"listener "https": max_per_ip -1 is not valid: must be from 1 to 1000000, or unlimited"#,
         ),
         (
             with("max_per_ip = true"),
@@ -567,7 +809,27 @@ fn bad_files_get_one_line_naming_the_field_and_value() {
         ),
         (
             with(r#"idle_timeout = "0ms""#),
-            r#"listener "https": idle_timeout "0ms" is not valid: must be greater than zero"#,
+            r#"listener "https": idle_timeout "0ms" is not valid: must be from 1s to 1d"#,
+        ),
+        (
+            with(r#"connect_timeout = "1d""#),
+            r#"listener "https": connect_timeout "1d" is not valid: must be from 10ms to 5m"#,
+        ),
+        (
+            with("pipe_size = 1"),
+            r#"listener "https": pipe_size 1 is not valid: must be from 4KiB to 1MiB"#,
+        ),
+        (
+            with(r#"pipe_size = "64 KiB""#),
+            r#"listener "https": pipe_size "64 KiB" is not valid: unknown unit " KiB""#,
+        ),
+        (
+            with("pipe_size = true"),
+            r#"listener "https": pipe_size true is not valid: expected a size such as "256KiB""#,
+        ),
+        (
+            format!("[defaults]\npipe_size = \"2MiB\"\n{ONE}"),
+            r#"relay.toml: defaults: pipe_size "2MiB" is not valid: must be from 4KiB to 1MiB"#,
         ),
         (
             with(r#"nodelay = "yes""#),
@@ -599,7 +861,23 @@ fn bad_files_get_one_line_naming_the_field_and_value() {
         ),
         (
             with("health = { rise = 0 }"),
-            r#"listener "https": health.rise 0 is not valid: must be greater than zero"#,
+            r#"listener "https": health.rise 0 is not valid: must be from 1 to 100"#,
+        ),
+        (
+            with("health = { fall = 1000 }"),
+            r#"listener "https": health.fall 1000 is not valid: must be from 1 to 100"#,
+        ),
+        (
+            with(r#"health = { interval = "1ms" }"#),
+            r#"listener "https": health.interval "1ms" is not valid: must be from 100ms to 1d"#,
+        ),
+        (
+            with(r#"health = { interval = "1m", timeout = "2m" }"#),
+            r#"health.timeout "2m" is not valid: must not exceed health.interval (1m)"#,
+        ),
+        (
+            format!("grace = \"2d\"\n{ONE}"),
+            r#"relay.toml: grace "2d" is not valid: must be at most 1d"#,
         ),
         (
             format!("[defaults]\nidle_timeout = \"10\"\n{ONE}"),
@@ -704,5 +982,266 @@ fn the_shared_network_rules_through_the_command_line() {
             err.ends_with(&format!("is not valid: {reason}")),
             "{network:?}: {err}"
         );
+    }
+}
+
+/// `--config` takes a regular file of at most 1 MiB: anything else is refused at once with one
+/// line (a FIFO without a writer, which would block a read forever, included).
+#[test]
+fn the_config_file_must_be_a_small_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let good =
+        "[[listener]]\nname = \"a\"\nlisten = \"0.0.0.0:443\"\nupstreams = [\"10.1.0.5:443\"]\n";
+    // Exactly the limit, padded with a comment: accepted.
+    let mut padded = good.to_owned();
+    padded += "#";
+    padded += &"x".repeat(MAX_FILE_BYTES as usize - padded.len() - 1);
+    padded += "\n";
+    assert_eq!(padded.len() as u64, MAX_FILE_BYTES);
+    std::fs::write(path("limit.toml"), &padded).unwrap();
+    std::fs::write(path("over.toml"), padded.clone() + "\n").unwrap();
+    std::fs::write(path("latin1.toml"), b"# caf\xe9\n").unwrap();
+    std::fs::create_dir(path("dir.toml")).unwrap();
+    nix::unistd::mkfifo(&path("fifo.toml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", path("zero.toml")).unwrap();
+
+    let c = from_cli(&format!("--config {}", path("limit.toml").display())).unwrap();
+    assert_eq!(c.listeners.len(), 1);
+
+    let show = |name: &str| path(name).display().to_string();
+    let cases = [
+        (
+            show("over.toml"),
+            format!("cannot read {}: larger than 1MiB", show("over.toml")),
+        ),
+        (
+            show("latin1.toml"),
+            format!(
+                "cannot read {}: not UTF-8 text: invalid byte at offset 5",
+                show("latin1.toml")
+            ),
+        ),
+        (
+            show("dir.toml"),
+            format!(
+                "cannot read {}: it is a directory, not a regular file",
+                show("dir.toml")
+            ),
+        ),
+        (
+            show("fifo.toml"),
+            format!(
+                "cannot read {}: it is a FIFO, not a regular file",
+                show("fifo.toml")
+            ),
+        ),
+        (
+            show("zero.toml"),
+            format!(
+                "cannot read {}: it is a character device, not a regular file",
+                show("zero.toml")
+            ),
+        ),
+        (
+            "/dev/zero".into(),
+            "cannot read /dev/zero: it is a character device, not a regular file".into(),
+        ),
+        (
+            "/dev/urandom".into(),
+            "cannot read /dev/urandom: it is a character device".into(),
+        ),
+        (
+            "/dev/null".into(),
+            "cannot read /dev/null: it is a character device".into(),
+        ),
+    ];
+    for (file, want) in cases {
+        // On another thread, so that a read that blocks fails the test instead of hanging it.
+        let args = format!("--config {file}");
+        let (done, result) = std::sync::mpsc::channel();
+        let run = args.clone();
+        std::thread::spawn(move || done.send(from_cli(&run).map_err(|e| e.to_string())));
+        let result = result
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{args}: still reading after 10 s"));
+        match result {
+            Ok(c) => panic!("{args}: accepted as {c:?}"),
+            Err(msg) => assert!(msg.starts_with(&want), "{args}:\n got {msg}\nwant {want}"),
+        }
+    }
+}
+
+/// A file that grows while it is read (or a device that never ends) gives at most one byte
+/// past the limit before the read stops.
+#[test]
+fn reading_stops_one_byte_past_the_limit() {
+    use super::file::read_at_most;
+    assert_eq!(read_at_most(&b"abc"[..], 3).unwrap(), Some(b"abc".to_vec()));
+    assert_eq!(read_at_most(&b"abcd"[..], 3).unwrap(), None);
+    assert_eq!(read_at_most(std::io::repeat(b'#'), 1 << 20).unwrap(), None);
+    let mut endless = std::io::repeat(b'#');
+    let mut counted = CountingReader(&mut endless, 0);
+    assert_eq!(read_at_most(&mut counted, 1000).unwrap(), None);
+    assert_eq!(counted.1, 1001, "bytes taken from an endless reader");
+}
+
+struct CountingReader<'a, R>(&'a mut R, u64);
+
+impl<R: std::io::Read> std::io::Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+}
+
+/// Whether a listener bound to the first address accepts a connection to the second, on a
+/// host with 10.0.0.7 and 2001:db8::7 (and loopback).
+#[test]
+fn a_listener_accepts_its_address_or_any_of_this_host_on_the_wildcard() {
+    let cases = [
+        ("10.1.0.5:443", "10.1.0.5:443", true),
+        ("10.1.0.5:443", "10.1.0.5:80", false),
+        ("0.0.0.0:443", "127.0.0.1:443", true),
+        ("0.0.0.0:443", "127.255.0.9:443", true),
+        ("0.0.0.0:443", "10.0.0.7:443", true),
+        ("0.0.0.0:443", "0.0.0.0:443", true),
+        ("0.0.0.0:443", "[::ffff:10.0.0.7]:443", true),
+        ("0.0.0.0:443", "10.0.0.8:443", false),
+        ("0.0.0.0:443", "127.0.0.1:80", false),
+        ("0.0.0.0:443", "[::1]:443", false),
+        ("0.0.0.0:443", "[2001:db8::7]:443", false),
+        ("[::]:443", "[::1]:443", true),
+        ("[::]:443", "[2001:db8::7]:443", true),
+        ("[::]:443", "127.0.0.1:443", true),
+        ("[::]:443", "10.0.0.7:443", true),
+        ("[::]:443", "[2001:db8::8]:443", false),
+        ("[::]:443", "10.0.0.8:443", false),
+        ("127.0.0.1:443", "127.0.0.1:443", true),
+        ("127.0.0.1:443", "127.0.0.2:443", false),
+        ("127.0.0.1:443", "10.0.0.7:443", false),
+        ("10.0.0.7:443", "127.0.0.1:443", false),
+        ("[::ffff:127.0.0.1]:443", "127.0.0.1:443", true),
+        // Port 0 is whatever the kernel gives: never a match.
+        ("0.0.0.0:0", "127.0.0.1:0", false),
+        ("127.0.0.1:0", "127.0.0.1:0", false),
+    ];
+    for (listen, dest, want) in cases {
+        assert_eq!(
+            accepts(addr(listen), addr(dest), &host()),
+            want,
+            "{listen} accepts {dest}"
+        );
+    }
+    // Without the interfaces, loopback and the wildcard still count as this host.
+    let bare = HostAddrs::default();
+    assert!(accepts(addr("0.0.0.0:443"), addr("127.0.0.1:443"), &bare));
+    assert!(!accepts(addr("0.0.0.0:443"), addr("10.0.0.7:443"), &bare));
+}
+
+/// At most 256 listeners in a file and 64 upstreams and backups in a listener.
+#[test]
+fn listeners_and_upstreams_are_counted() {
+    let listeners = |n: usize| {
+        (0..n)
+            .map(|i| {
+                table(&[
+                    &format!("name = \"l{i}\""),
+                    &format!("listen = \"0.0.0.0:{}\"", 1000 + i),
+                    r#"upstreams = ["10.1.0.5:443"]"#,
+                ])
+            })
+            .collect::<String>()
+    };
+    assert_eq!(from_toml(&listeners(256)).unwrap().listeners.len(), 256);
+    assert_refused(
+        "257 listeners",
+        from_toml(&listeners(257)),
+        "relay.toml: 257 listeners: at most 256 (one [[listener]] table each)",
+    );
+
+    let upstreams = |n: usize| {
+        (0..n)
+            .map(|i| format!("10.1.{}.{}:443", i / 200, i % 200 + 1))
+            .collect::<Vec<_>>()
+    };
+    let args = |n: usize| {
+        let list = upstreams(n);
+        format!(
+            "--listen 0.0.0.0:443 --upstream {} --backup {}",
+            list[..n / 2].join(","),
+            list[n / 2..].join(",")
+        )
+    };
+    assert_eq!(
+        from_cli(&args(64)).unwrap().listeners[0].upstreams.len(),
+        64
+    );
+    assert_refused(
+        "65",
+        from_cli(&args(65)),
+        "65 upstreams and backups: at most 64 in all",
+    );
+    let quoted: Vec<String> = upstreams(65).iter().map(|u| format!("{u:?}")).collect();
+    let text = table(&[
+        r#"name = "a""#,
+        r#"listen = "0.0.0.0:443""#,
+        &format!("upstreams = [{}]", quoted.join(", ")),
+    ]);
+    assert_refused(
+        "65 in a file",
+        from_toml(&text),
+        r#"relay.toml: listener "a": 65 upstreams and backups: at most 64 in all"#,
+    );
+}
+
+#[test]
+fn durations_and_sizes_print_as_they_parse() {
+    let durations = [
+        (Duration::ZERO, "0s"),
+        (Duration::from_millis(10), "10ms"),
+        (Duration::from_millis(1500), "1s500ms"),
+        (secs(90), "1m30s"),
+        (secs(300), "5m"),
+        (secs(3600), "1h"),
+        (secs(86400), "1d"),
+        (secs(86401), "1d1s"),
+        (secs(32767), "9h6m7s"),
+    ];
+    for (d, text) in durations {
+        assert_eq!(format_duration(d), text);
+        assert_eq!(parse_duration(text), Ok(d), "{text}");
+    }
+    let sizes = [
+        (0, "0"),
+        (4096, "4KiB"),
+        (5000, "5000"),
+        (256 << 10, "256KiB"),
+        (1 << 20, "1MiB"),
+        (3 << 20, "3MiB"),
+    ];
+    for (n, text) in sizes {
+        assert_eq!(format_size(n), text);
+        assert_eq!(parse_size(text), Ok(n), "{text}");
+    }
+    assert_eq!(parse_size("1536KiB"), Ok(1536 << 10));
+    let bad = [
+        ("", "empty size"),
+        ("KiB", "expected a number before \"KiB\""),
+        (
+            "64kib",
+            "unknown unit \"kib\" (use KiB, MiB, or none for bytes)",
+        ),
+        (
+            "1GiB",
+            "unknown unit \"GiB\" (use KiB, MiB, or none for bytes)",
+        ),
+        ("1.5MiB", "use whole numbers (1536KiB, not 1.5MiB)"),
+        ("99999999999999999999", "too large"),
+        ("18014398509481984MiB", "too large"),
+    ];
+    for (text, want) in bad {
+        assert_eq!(parse_size(text), Err(want.to_string()), "{text}");
     }
 }

@@ -1,12 +1,16 @@
 //! Validation: the raw form becomes a [`Config`]. Global settings, `[defaults]` over the
 //! built-in defaults, then each listener over those, then the rules that span listeners
-//! (unique names and listen addresses, no upstream that is one of our own listeners).
+//! (unique names and listen addresses, no upstream that one of our own listeners would
+//! accept: see `host`). Every duration, count and size is held to its range in `bounds`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::bounds::{self, Bounds};
+use super::duration::format_duration;
 use super::field::{Ctx, Source};
+use super::host::{accepts, HostAddrs};
 use super::raw::{RawFile, RawListener, Scalar};
 use super::{
     Balance, Config, ConfigError, HealthConfig, ListenerConfig, LogFormat, ProxyVersion,
@@ -38,7 +42,7 @@ impl Globals {
             grace: raw
                 .grace
                 .as_ref()
-                .map(|v| cx.duration("grace", v))
+                .map(|v| cx.duration("grace", v, bounds::GRACE))
                 .transpose()?,
         })
     }
@@ -65,6 +69,7 @@ pub(super) fn builtin() -> ListenerConfig {
         keepalive: Some(Duration::from_secs(60)),
         nodelay: true,
         splice: true,
+        pipe_size: None,
         health: HealthConfig {
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
@@ -74,7 +79,11 @@ pub(super) fn builtin() -> ListenerConfig {
     }
 }
 
-pub(super) fn validate(raw: &RawFile, source: &Source) -> Result<Config, ConfigError> {
+pub(super) fn validate(
+    raw: &RawFile,
+    source: &Source,
+    host: &HostAddrs,
+) -> Result<Config, ConfigError> {
     let top = Ctx::top(source);
     let globals = Globals::validate(raw, &top)?;
     let defaults = match &raw.defaults {
@@ -95,6 +104,13 @@ pub(super) fn validate(raw: &RawFile, source: &Source) -> Result<Config, ConfigE
     };
     if raw.listener.is_empty() {
         return Err(top.rule("no listener: add a [[listener]] table"));
+    }
+    if raw.listener.len() > bounds::LISTENERS {
+        return Err(top.rule(format!(
+            "{} listeners: at most {} (one [[listener]] table each)",
+            raw.listener.len(),
+            bounds::LISTENERS
+        )));
     }
     let mut listeners: Vec<ListenerConfig> = Vec::with_capacity(raw.listener.len());
     let mut names = HashMap::new();
@@ -125,20 +141,35 @@ pub(super) fn validate(raw: &RawFile, source: &Source) -> Result<Config, ConfigE
         listener.upstreams = upstreams(rl, &cx)?;
         listeners.push(listener);
     }
-    // An upstream that is one of our own listen addresses would loop connections forever.
+    // An upstream that one of our own listeners accepts would loop connections until the
+    // descriptors run out (directly, or through the other listener).
     for listener in &listeners {
         let cx = top.within(&format!("listener {:?}", listener.name));
         for upstream in &listener.upstreams {
-            if let Some(other) = listens.get(&upstream.addr) {
-                let key = if upstream.backup {
-                    "backup"
-                } else {
-                    "upstream"
-                };
-                let value = Scalar::Text(upstream.addr.to_string());
-                let reason = format!("it is the listen address of listener {other:?}");
-                return Err(cx.invalid(key, &value, reason));
+            let Some(other) = listeners
+                .iter()
+                .find(|other| accepts(other.listen, upstream.addr, host))
+            else {
+                continue;
+            };
+            let key = if upstream.backup {
+                "backup"
+            } else {
+                "upstream"
+            };
+            let value = Scalar::Text(upstream.addr.to_string());
+            let mut reason = if other.listen == upstream.addr {
+                format!("it is the listen address of listener {:?}", other.name)
+            } else {
+                format!(
+                    "it is an address of this host, and listener {:?} listens on {}",
+                    other.name, other.listen
+                )
+            };
+            if other.name == listener.name {
+                reason += ": it would forward to itself";
             }
+            return Err(cx.invalid(key, &value, reason));
         }
     }
     Ok(Config {
@@ -175,6 +206,13 @@ fn upstreams(raw: &RawListener, cx: &Ctx<'_>) -> Result<Vec<UpstreamConfig>, Con
         });
     }
     let backups = raw.backups.as_deref().unwrap_or_default();
+    let count = primaries.len() + backups.len();
+    if count > bounds::UPSTREAMS {
+        return Err(cx.rule(format!(
+            "{count} upstreams and backups: at most {} in all",
+            bounds::UPSTREAMS
+        )));
+    }
     let all = primaries
         .iter()
         .map(|v| ("upstream", v, false))
@@ -222,10 +260,10 @@ fn settings(
         l.balance = cx.choice("balance", v, &choices)?;
     }
     if let Some(v) = &raw.max_connections {
-        l.max_connections = cx.limit("max_connections", v)?;
+        l.max_connections = cx.limit("max_connections", v, bounds::CONNECTIONS)?;
     }
     if let Some(v) = &raw.max_per_ip {
-        l.max_per_ip = cx.limit("max_per_ip", v)?;
+        l.max_per_ip = cx.limit("max_per_ip", v, bounds::CONNECTIONS)?;
     }
     if let Some(list) = &raw.allow {
         l.allow = cx.cidrs("allow", list)?.into_iter().collect();
@@ -241,27 +279,35 @@ fn settings(
         }
         l.accept_proxy_from = senders.into_iter().collect();
     }
-    let timeouts = [
+    let timeouts: [(_, _, _, Bounds<Duration>); 4] = [
         (
             "connect_timeout",
             &raw.connect_timeout,
             &mut l.connect_timeout,
+            bounds::CONNECT_TIMEOUT,
         ),
-        ("idle_timeout", &raw.idle_timeout, &mut l.idle_timeout),
+        (
+            "idle_timeout",
+            &raw.idle_timeout,
+            &mut l.idle_timeout,
+            bounds::IDLE_TIMEOUT,
+        ),
         (
             "half_close_timeout",
             &raw.half_close_timeout,
             &mut l.half_close_timeout,
+            bounds::HALF_CLOSE_TIMEOUT,
         ),
         (
             "proxy_header_timeout",
             &raw.proxy_header_timeout,
             &mut l.proxy_header_timeout,
+            bounds::PROXY_HEADER_TIMEOUT,
         ),
     ];
-    for (key, value, slot) in timeouts {
+    for (key, value, slot, range) in timeouts {
         if let Some(v) = value {
-            *slot = cx.timeout(key, v)?;
+            *slot = cx.duration(key, v, range)?;
         }
     }
     if let Some(v) = &raw.keepalive {
@@ -273,20 +319,32 @@ fn settings(
     if let Some(v) = &raw.splice {
         l.splice = cx.bool("splice", v)?;
     }
+    if let Some(v) = &raw.pipe_size {
+        let range = bounds::PIPE_SIZE;
+        let reason = format!(
+            "{} (a page to the kernel's default fs.pipe-max-size)",
+            range.size_reason()
+        );
+        let size = cx.size("pipe_size", v, range, &reason)?;
+        // At most 1 MiB: a usize on any target.
+        l.pipe_size = Some(usize::try_from(size).map_err(|_| cx.invalid("pipe_size", v, reason))?);
+    }
     if let Some(h) = &raw.health {
         if let Some(v) = &h.interval {
-            l.health.interval = cx.timeout("health.interval", v)?;
+            l.health.interval = cx.duration("health.interval", v, bounds::HEALTH_INTERVAL)?;
         }
         if let Some(v) = &h.timeout {
-            l.health.timeout = cx.timeout("health.timeout", v)?;
+            l.health.timeout = cx.duration("health.timeout", v, bounds::HEALTH_TIMEOUT)?;
         }
+        let range = bounds::RISE_FALL;
         for (key, value, slot) in [
             ("health.rise", &h.rise, &mut l.health.rise),
             ("health.fall", &h.fall, &mut l.health.fall),
         ] {
             if let Some(v) = value {
-                *slot = u32::try_from(cx.count(key, v)?)
-                    .map_err(|_| cx.invalid(key, v, "too large"))?;
+                let n = cx.count(key, v, range, &range.reason())?;
+                // At most 100: a u32.
+                *slot = u32::try_from(n).map_err(|_| cx.invalid(key, v, range.reason()))?;
             }
         }
         if l.health.timeout > l.health.interval {
@@ -295,9 +353,9 @@ fn settings(
                 None => l.health.timeout = l.health.interval,
                 Some(v) => {
                     let reason = format!(
-                        "must not exceed {} ({:?})",
+                        "must not exceed {} ({})",
                         cx.field("health.interval"),
-                        l.health.interval
+                        format_duration(l.health.interval)
                     );
                     return Err(cx.invalid("health.timeout", v, reason));
                 }
@@ -310,15 +368,14 @@ fn settings(
 /// `false` or `"off"`: off; `true`: the default idle time; a duration: that idle time, which
 /// the kernel takes in whole seconds from 1 to 32767 (TCP_KEEPIDLE).
 fn keepalive(value: &Scalar, cx: &Ctx<'_>) -> Result<Option<Duration>, ConfigError> {
-    let idle = match value {
-        Scalar::Bool(false) => return Ok(None),
-        Scalar::Text(s) if s == "off" => return Ok(None),
-        Scalar::Bool(true) => return Ok(builtin().keepalive),
-        _ => cx.duration("keepalive", value)?,
-    };
-    if idle < Duration::from_secs(1) || idle > Duration::from_secs(32767) {
-        let reason = "must be from 1s to 32767s (the kernel's TCP_KEEPIDLE range), or off";
-        return Err(cx.invalid("keepalive", value, reason));
+    match value {
+        Scalar::Bool(false) => Ok(None),
+        Scalar::Text(s) if s == "off" => Ok(None),
+        Scalar::Bool(true) => Ok(builtin().keepalive),
+        _ => {
+            let reason = "must be from 1s to 32767s (the kernel's TCP_KEEPIDLE range), or off";
+            cx.duration_or("keepalive", value, bounds::KEEPALIVE, reason)
+                .map(Some)
+        }
     }
-    Ok(Some(idle))
 }
