@@ -12,7 +12,7 @@
 #   GeoLite2-Country.mmdb   geo.txt as a MaxMind country database (tests/src/bin/ferry-mmdb.rs)
 #   ferry_filter.wasm       the filter (cargo build --release --target wasm32-wasip1 -p ferry-filter)
 #
-# --list-outputs prints those paths, relative to OUT_DIR, one a line (tests/tests/compose.rs
+# --list-outputs prints those paths, relative to OUT_DIR, one a line (tests/tests/e2e/deploy/compose.rs
 # checks that every file the compose file mounts from generated/ is one of them).
 #
 # Needs openssl and cargo (rustup with the wasm32-wasip1 target: `./run setup` adds it).

@@ -29,7 +29,7 @@
 //! and removes the profile directory. A browser and its pages share one connection through an
 //! `Rc`: they belong to the thread that launched them.
 //!
-//! What this Chromium (156, Debian) does, as `tests/browser.rs` pins down: the page's favicon
+//! What this Chromium (156, Debian) does, as `tests/harness/browser.rs` pins down: the page's favicon
 //! request (`/favicon.ico`, type `Other`) is part of its record, and a 404 there is a console
 //! error too; a failed integrity check leaves a 200 request and a `security` console error, not
 //! a failed request; the body of a 404 stylesheet is aborted (`net::ERR_ABORTED`); an IP-literal

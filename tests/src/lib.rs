@@ -37,7 +37,7 @@
 //!
 //! The `ferry-demo` binary (`src/bin/ferry-demo.rs`) runs the whole chain in front of the demo
 //! site (or a real origin); `ferry-mmdb` (`src/bin/ferry-mmdb.rs`) turns `NETWORK COUNTRY`
-//! lines into a country database; `tests/harness.rs` tests this harness itself.
+//! lines into a country database; `tests/harness/` tests this harness itself.
 //!
 //! # Example
 //! ```no_run

@@ -1,6 +1,8 @@
-//! The deployment files that cannot run on this machine (Kubernetes, Docker) are still checked:
-//! valid YAML, the fields their schemas allow, a filter configuration the filter accepts, and
-//! the same settings as the shipped Envoy configs.
+//! The Istio `WasmPlugin` (`deploy/istio/`) cannot run on this machine (no Kubernetes), so it is
+//! checked as data: valid YAML, the fields its schema allows, a filter configuration the filter
+//! accepts, and the same settings as the shipped US East node.
+//!
+//! Part of `deploy`.
 
 use std::path::Path;
 

@@ -2,13 +2,18 @@
 //! page carries (form fields, JSON, links with query strings) are rewritten origin -> mirror on
 //! the way out and mirror -> origin on the way in, e-mail addresses stay, uploads pass byte for
 //! byte, and the origin gets a correct `Content-Length` for the bodies Ferry holds.
+//!
+//! Related: a Django admin edited through the mirror in Chromium in `browser`; a form post
+//! through the US East node in `chain`; the request headers in `rewrite_headers`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_tests::chain::{Chain, ChainOptions};
 use ferry_tests::origin::Protocol;
-use ferry_tests::{form, Client, Envoy, EnvoyConfig, Origin, Reply, Request};
+use ferry_tests::{form, Client, Origin, Reply, Request};
+
+use crate::support::{ferry, ferry_with};
 
 /// Values an origin puts in a page and expects back, as it wrote them.
 const VALUES: &[(&str, &str)] = &[
@@ -45,10 +50,6 @@ fn shown_values(page: &str) -> Vec<(String, String)> {
             Some((name.to_owned(), value))
         })
         .collect()
-}
-
-fn ferry(origin: &Origin) -> Envoy {
-    Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()))
 }
 
 fn saved(origin: &Origin) -> ferry_tests::Recorded {
@@ -296,11 +297,7 @@ fn held_bodies_reach_an_origin_that_needs_a_length_and_large_ones_are_explicit()
                                   "subdomains": true}],
                      "request_bodies": {"hold_bytes": 65536, "large": "stream"}}"#;
     let origin = strict_origin();
-    let envoy = Envoy::start(
-        &EnvoyConfig::shipped()
-            .plugin_config(config)
-            .origin(origin.addr()),
-    );
+    let envoy = ferry_with(&origin, config);
     let client = Client::http1(envoy.listener_addr());
     let response = client
         .send(
@@ -322,11 +319,7 @@ fn a_large_request_body_streams_in_bounded_memory() {
     origin.route_fn("/import", |request| {
         Reply::ok("text/plain", format!("{}", request.body.len()))
     });
-    let envoy = Envoy::start(
-        &EnvoyConfig::shipped()
-            .plugin_config(config)
-            .origin(origin.addr()),
-    );
+    let envoy = ferry_with(&origin, config);
     let unit = "{\"u\":\"https://www.example.cn/item\",\"m\":\"a@example.cn\"}\n";
     let body = unit.repeat((8 << 20) / unit.len());
     let want = body.replace("www.example.cn", "www.example.com");

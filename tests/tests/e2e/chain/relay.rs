@@ -4,6 +4,8 @@
 //! The client poses as a trusted L4 balancer (the relay accepts PROXY headers from 127.0.0.0/8)
 //! so that it can present a client address other than loopback: 203.0.113.7. The relay passes
 //! it on in its own PROXY header (v1 and v2), and the origin must get it in X-Forwarded-For.
+//!
+//! Part of `chain`, which runs the relay in front of the US East node.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -14,8 +14,9 @@
 //!   `direct_source_prefix_ranges`; `relay.Dockerfile` builds `ferry-relay` and runs that binary.
 //! - The client is a visitor from China in the generated country database; the origin's nginx
 //!   config and the demo page agree with what is mounted.
+//!
+//! Part of `deploy`.
 
-#[path = "compose/model.rs"]
 mod model;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,9 @@
 //! decompression bomb must end as a visible error for the visitor (a reset: a broken chunked
 //! body over HTTP/1.1, RST_STREAM over HTTP/2), never as a clean 200 that is shorter or wrong,
 //! and it is counted. A bomb costs Envoy bounded time and memory.
+//!
+//! Part of `rewrite_bodies`, which has the well-formed compressed bodies: decoded, or passed
+//! untouched in a coding Ferry does not decode.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_tests::reply::encode_chunks;
-use ferry_tests::{Client, Encoding, Envoy, EnvoyConfig, Origin, Reply, Request};
+use ferry_tests::{Client, Encoding, Origin, Reply, Request};
+
+use crate::support::ferry;
 
 fn page() -> String {
     "<a href=\"https://www.example.com/\">home</a>\n".repeat(2000)
@@ -60,7 +65,7 @@ fn corrupt_truncated_and_mislabelled_bodies_end_in_a_visible_error() {
             routes.push(path);
         }
     }
-    let envoy = Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()));
+    let envoy = ferry(&origin);
     // In parallel: over HTTP/1.1 Envoy closes a reset connection after its delayed-close
     // timeout (1 s), which the client waits out.
     let addr = envoy.listener_addr();
@@ -112,7 +117,7 @@ fn a_decompression_bomb_is_cut_short_in_bounded_time_and_memory() {
             .chunks(chunks)
             .header("content-encoding", "gzip"),
     );
-    let envoy = Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()));
+    let envoy = ferry(&origin);
     let baseline = envoy.rss_kib().expect("Envoy's RSS");
 
     // One visitor: an error, fast.

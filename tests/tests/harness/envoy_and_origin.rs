@@ -1,7 +1,8 @@
 //! Tests of the end-to-end harness itself, not of Ferry's rewriting: Envoy without the filter
-//! carries the demo site, trailers, gzip and large bodies unchanged, Envoy refuses a bad plugin
-//! configuration with a log line from the filter naming the field, and the TLS origin and client
-//! work together. (`tests/nodes.rs` checks that every shipped Envoy config validates.)
+//! carries the demo site, trailers, gzip and large bodies unchanged; the origin's encoders
+//! write real streams, flushed at every chunk; Envoy refuses a bad plugin configuration with a
+//! log line from the filter naming the field; the TLS origin and client work together. (Every
+//! shipped Envoy config is validated by `deploy` in the `e2e` binary.)
 //!
 //! They need the real Envoy, and some the built `.wasm`; when either is missing they fail with
 //! a message that says how to get it.

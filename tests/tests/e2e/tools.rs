@@ -3,6 +3,9 @@
 //! registries' format: the exact JSON and text outputs, the errors for bad lines, the pipeline
 //! `rir-networks --format text | ferry-mmdb - geo.mmdb` read back with the `maxminddb` crate, and
 //! the JSON accepted by the filter's own config parser as `redirect.networks`.
+//!
+//! Related: a China-sized list through the filter in `geo_redirect::networks`; the MaxMind DB
+//! writer behind `ferry-mmdb` in the `harness` binary (`mmdb`).
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -11,6 +14,8 @@ use std::process::{Command, Output, Stdio};
 
 use ferry_filter::config::Config;
 use maxminddb::{geoip2, Reader};
+
+use crate::support::{rir_networks, rir_networks_script};
 
 /// APNIC's file: the version line, summaries, comments, ASNs, other countries, statuses that
 /// belong to nobody, IPv4 counts that are not powers of two (768 = /23 + /24, 1536 = /22 + /23,
@@ -122,29 +127,6 @@ fn files() -> Files {
     std::fs::write(&apnic, APNIC).expect("write the APNIC file");
     std::fs::write(&arin, ARIN).expect("write the ARIN file");
     Files { dir, apnic, arin }
-}
-
-/// `tools/rir-networks`, found from this file's crate (not from the `ferry_tests` library,
-/// which a build elsewhere that shares the target dir may have compiled with another root).
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/rir-networks")
-}
-
-/// `python3 tools/rir-networks ARGS`, with `stdin` as its input.
-fn rir_networks(args: &[&str], stdin: &str) -> Output {
-    let script = script();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot run python3 {}: {err}", script.display()));
-    let mut input = child.stdin.take().expect("stdin is piped");
-    input.write_all(stdin.as_bytes()).expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("rir-networks runs")
 }
 
 /// The output of a run that must succeed.
@@ -415,7 +397,7 @@ fn rir_networks_piped_into_ferry_mmdb_builds_a_country_database() {
     let files = files();
     let out = files.dir.path().join("geo.mmdb");
     // The shell pipeline `rir-networks ... | ferry-mmdb - geo.mmdb`, process to process.
-    let script = script();
+    let script = rir_networks_script();
     let mut producer = Command::new("python3")
         .arg(&script)
         .args(["-c", "CN", "-c", "US", "--format", "text"])

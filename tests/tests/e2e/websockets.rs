@@ -4,7 +4,9 @@
 //! cannot know where one message ends, and the origin wrote them for the page's script).
 
 use ferry_tests::chain::{Chain, ChainOptions};
-use ferry_tests::{Client, Envoy, EnvoyConfig, Origin};
+use ferry_tests::{Client, Origin};
+
+use crate::support::ferry;
 
 const MESSAGES: [&str; 3] = [
     "hello",
@@ -44,7 +46,7 @@ fn websockets_pass_through_the_relay_and_the_us_east_node() {
 fn websockets_pass_through_the_minimal_config() {
     let origin = Origin::start();
     origin.websocket_echo("/ws");
-    let envoy = Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()));
+    let envoy = ferry(&origin);
     let got = Client::http1(envoy.listener_addr())
         .websocket(
             "www.example.cn",

@@ -1,119 +1,29 @@
-//! The shipped Envoy configs, and the whole chain on loopback: browser -> ferry-relay (PROXY v2)
-//! -> Envoy running `envoy/us-east.yaml` (TLS, geoip, Ferry) -> a TLS origin.
+//! The whole chain on loopback: visitor -> ferry-relay (PROXY v2) -> Envoy running
+//! `envoy/us-east.yaml` (TLS, geoip, Ferry) -> a TLS origin.
 //!
-//! What is pinned down: every config validates with only its files replaced by local ones (and
-//! names no file outside the documented set); the mirror page comes back rewritten over TLS
-//! through the relay; Envoy accepts connections only from the relays' range (a PROXY header
-//! from anywhere else gets nothing); the country comes from the visitor's address, never from a
-//! header the visitor sent; the access log names the visitor and the relay; Envoy verifies the
-//! origin's certificate; the redirect-only node (`envoy/redirect.yaml`) redirects visitors from
-//! China and proxies everyone else. They need Envoy, the `.wasm` and `ferry-relay`, and fail
-//! with how to get them.
+//! Pinned down: the mirror page comes back rewritten over TLS through the relay, over HTTP/1.1
+//! and HTTP/2; Envoy accepts connections only from the relays' range (a PROXY header from
+//! anywhere else gets nothing); the access log names the visitor and the relay; Envoy verifies
+//! the origin's certificate; plain HTTP is redirected to HTTPS; the relay's health checks are
+//! well-formed PROXY connections; `x-forwarded-for` is the visitor's address only; `Origin` and
+//! `Referer` agree with the host the origin sees; responses with many headers pass.
+//!
+//! In the submodules: `relay`, the relay in front of the minimal config with Envoy's PROXY
+//! listener filter; `real_origin`, gunicorn behind the chain. Related: the country and the
+//! redirect through the same chain in `geo_redirect`; the shipped configs validated in
+//! `deploy`; the streaming matrix through the chain in `rewrite_bodies::streaming_matrix`; a
+//! browser through it in `browser`.
 
-use std::collections::BTreeSet;
+mod real_origin;
+mod relay;
+
 use std::time::Duration;
 
 use ferry_tests::chain::{Chain, ChainOptions};
 use ferry_tests::client::ClientError;
-use ferry_tests::envoy::node::{self, LocalFiles};
-use ferry_tests::relay::{Relay, RelayOptions};
-use ferry_tests::{paths, Client, Envoy, EnvoyConfig, Origin, Reply, Request};
+use ferry_tests::{Client, Reply, Request};
 
-#[test]
-fn every_shipped_envoy_config_validates_with_only_its_files_replaced() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let files = LocalFiles::generate(dir.path()).unwrap_or_else(|err| panic!("{err}"));
-    let every_file: BTreeSet<&str> = node::FILES.iter().map(|(path, _)| *path).collect();
-    let expected = |name: &str| -> BTreeSet<&str> {
-        match name {
-            "ferry.yaml" => BTreeSet::new(),
-            "us-east.yaml" => every_file.clone(),
-            "redirect.yaml" => [
-                node::ORIGIN_CERT,
-                node::ORIGIN_KEY,
-                node::GEOIP_DB,
-                node::WASM,
-                node::SYSTEM_CA,
-            ]
-            .into(),
-            other => panic!("envoy/{other} is new: say here which files it names"),
-        }
-    };
-    let mut checked = Vec::new();
-    for entry in std::fs::read_dir(paths::envoy_dir()).expect("read envoy/") {
-        let path = entry.expect("read envoy/").path();
-        if !path
-            .extension()
-            .is_some_and(|ext| ext == "yaml" || ext == "yml")
-        {
-            continue;
-        }
-        let name = path
-            .file_name()
-            .expect("a file name")
-            .to_string_lossy()
-            .into_owned();
-        let text = std::fs::read_to_string(&path).expect("read the config");
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
-        let named = node::file_paths(&doc);
-        let named: BTreeSet<&str> = named.iter().map(String::as_str).collect();
-        assert_eq!(named, expected(&name), "{name}: the files it names");
-        // A crashed VM is reloaded for the next request, not left answering 503 (checked by
-        // hand with a module that traps: FAIL_CLOSED kept every later request at 503).
-        let plugin = find_mapping(&doc, "root_id", "ferry").expect("the Ferry wasm filter");
-        assert_eq!(
-            plugin.get("failure_policy").and_then(|v| v.as_str()),
-            Some("FAIL_RELOAD"),
-            "{name}: the Ferry filter's failure_policy"
-        );
-
-        let rendered = node::with_local_files(&path, &files).unwrap_or_else(|err| panic!("{err}"));
-        let local = dir.path().join(&name);
-        std::fs::write(&local, rendered).expect("write the config");
-        if let Err(output) = Envoy::validate(&local) {
-            panic!("{name} does not validate with local files:\n{output}");
-        }
-        checked.push(name);
-    }
-    checked.sort();
-    assert_eq!(checked, ["ferry.yaml", "redirect.yaml", "us-east.yaml"]);
-
-    // Validation loads the filter, which checks its plugin configuration: an unknown field fails.
-    let shipped = std::fs::read_to_string(node::us_east()).expect("read us-east.yaml");
-    let bad = shipped.replacen("\"redirect\":", "\"no_such_field\": 1, \"redirect\":", 1);
-    assert_ne!(
-        bad, shipped,
-        "the plugin configuration has a redirect section"
-    );
-    let bad_path = dir.path().join("bad-source.yaml");
-    std::fs::write(&bad_path, bad).expect("write the config");
-    let rendered = node::with_local_files(&bad_path, &files).unwrap_or_else(|err| panic!("{err}"));
-    let bad_path = dir.path().join("bad.yaml");
-    std::fs::write(&bad_path, rendered).expect("write the config");
-    let refused =
-        Envoy::validate(&bad_path).expect_err("an unknown plugin field must not validate");
-    assert!(refused.contains("no_such_field"), "{refused}");
-}
-
-/// The first mapping in `doc` (depth first) whose `key` is the string `value`.
-fn find_mapping<'a>(
-    doc: &'a serde_yaml::Value,
-    key: &str,
-    value: &str,
-) -> Option<&'a serde_yaml::Mapping> {
-    match doc {
-        serde_yaml::Value::Mapping(map) => {
-            if map.get(key).and_then(|v| v.as_str()) == Some(value) {
-                return Some(map);
-            }
-            map.values().find_map(|v| find_mapping(v, key, value))
-        }
-        serde_yaml::Value::Sequence(items) => {
-            items.iter().find_map(|v| find_mapping(v, key, value))
-        }
-        _ => None,
-    }
-}
+use crate::support::proxy_v1;
 
 /// `text` with the demo site's look-alike domains (`example.community`, `myexample.com`, ...)
 /// and e-mail addresses (which keep their domain) blanked out: what is left must not mention
@@ -167,11 +77,6 @@ fn the_mirror_page_comes_back_rewritten_over_tls_through_the_relay() {
     assert!(response.text().contains("https://www.example.com/about"));
 }
 
-/// A PROXY v1 header for a visitor at `ip`.
-fn proxy_header(ip: &str) -> String {
-    format!("PROXY TCP4 {ip} 127.0.0.1 40000 443\r\n")
-}
-
 #[test]
 fn only_connections_from_the_relays_are_accepted() {
     // The relays' range is 127.0.0.1 alone; 127.0.0.3 is "another host" on loopback.
@@ -179,12 +84,13 @@ fn only_connections_from_the_relays_are_accepted() {
     let https = chain.envoy().listener("https");
     let ca = chain.ca_path();
     let stat = "listener.https.no_filter_chain_match";
+    let china = "1.0.1.7".parse().expect("an IP");
     let before = chain.envoy().counter(stat).unwrap_or(0);
 
     // Anyone else gets nothing, even with a well-formed PROXY header claiming to be from China.
     let outsider = Client::https(https, "www.example.cn", &ca)
         .with_source("127.0.0.3".parse().expect("an IP"))
-        .with_preamble(proxy_header("1.0.1.7"))
+        .with_preamble(proxy_v1(china))
         .with_timeout(Duration::from_secs(10));
     let refused = outsider.send(&Request::get("www.example.cn", "/"));
     assert!(
@@ -197,7 +103,7 @@ fn only_connections_from_the_relays_are_accepted() {
     // The same bytes from the relays' address are served...
     let insider = Client::https(https, "www.example.cn", &ca)
         .with_source("127.0.0.1".parse().expect("an IP"))
-        .with_preamble(proxy_header("1.0.1.7"));
+        .with_preamble(proxy_v1(china));
     assert_eq!(insider.get("www.example.cn", "/").status, 200);
     // ...and so is the relay, which connects from 127.0.0.1.
     assert_eq!(
@@ -213,66 +119,6 @@ fn only_connections_from_the_relays_are_accepted() {
         .with_timeout(Duration::from_secs(10))
         .send(&Request::get("www.example.cn", "/"));
     assert!(bare.is_err(), "{bare:?}");
-}
-
-#[test]
-fn the_country_comes_from_the_visitor_address_never_from_a_header() {
-    let chain = Chain::start(ChainOptions::default());
-    let visit = |ip: &str, host: &str, spoofed: Option<&str>| {
-        let mut request = Request::get(host, "/about?from=test");
-        if let Some(country) = spoofed {
-            request = request.header("x-geo-country", country);
-        }
-        let client = chain.client_from(ip.parse().expect("an IP"), host);
-        client
-            .send(&request)
-            .unwrap_or_else(|err| panic!("{ip}: {err}"))
-    };
-
-    // A visitor from China (1.0.1.0/24 CN) asking for the origin domain is sent to the mirror,
-    // whatever country it claims.
-    let china = visit("1.0.1.7", "www.example.com", Some("US"));
-    assert_eq!(china.status, 301, "{}", china.text());
-    assert_eq!(
-        china.header("location"),
-        Some("https://www.example.cn/about?from=test")
-    );
-    assert_eq!(china.header("cache-control"), Some("private, max-age=3600"));
-
-    // A visitor from the United States (8.8.8.0/24) claiming China is served, and the origin
-    // sees the country of the address.
-    chain.origin().clear_requests();
-    let us = visit("8.8.8.8", "www.example.com", Some("CN"));
-    assert_eq!(us.status, 200, "{}", us.text());
-    let seen = chain.origin().last_request().expect("the origin saw it");
-    assert_eq!(seen.header_all("x-geo-country"), ["US"]);
-    assert_eq!(seen.header("x-forwarded-for"), Some("8.8.8.8"));
-
-    // An address in no known country (TEST-NET-3) claiming China: no country at all, so no
-    // redirect, and the claim does not reach the origin.
-    chain.origin().clear_requests();
-    let unknown = visit("203.0.113.9", "www.example.com", Some("CN"));
-    assert_eq!(unknown.status, 200, "{}", unknown.text());
-    let seen = chain.origin().last_request().expect("the origin saw it");
-    assert_eq!(seen.header_all("x-geo-country"), Vec::<&str>::new());
-
-    // Visitors from China asking for the mirror are served, never redirected.
-    let mirror = visit("1.0.1.7", "www.example.cn", None);
-    assert_eq!(mirror.status, 200, "{}", mirror.text());
-
-    // The opt-out cookie and the exempt paths keep a visitor from China on the origin domain.
-    let client = chain.client_from("1.0.1.7".parse().expect("an IP"), "www.example.com");
-    let stay = client
-        .send(&Request::get("www.example.com", "/about").header("cookie", "ferry_stay=1"))
-        .expect("opt-out request");
-    assert_eq!(stay.status, 200, "{}", stay.text());
-    let acme = client
-        .send(&Request::get(
-            "www.example.com",
-            "/.well-known/acme-challenge/x",
-        ))
-        .expect("exempt request");
-    assert_ne!(acme.status, 301, "exempt paths are never redirected");
 }
 
 #[test]
@@ -333,61 +179,6 @@ fn plain_http_is_redirected_to_https() {
         response.header("location"),
         Some("https://www.example.cn/about?x=1")
     );
-}
-
-#[test]
-fn the_redirect_node_sends_china_to_the_mirror_and_proxies_everyone_else() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let files = LocalFiles::generate(dir.path()).unwrap_or_else(|err| panic!("{err}"));
-    let upstream = files
-        .pki
-        .issue_as("upstream", &["example.com", "*.example.com"])
-        .expect("the origin's certificate");
-    let origin = Origin::start_tls(&upstream);
-    let page = "<a href=\"https://www.example.com/about\">about</a>";
-    origin.route("*", Reply::html(page));
-    let config = EnvoyConfig::load(&node::redirect())
-        .unwrap_or_else(|err| panic!("{err}"))
-        .file(node::ORIGIN_CERT, &files.origin.cert_pem)
-        .file(node::ORIGIN_KEY, &files.origin.key_pem)
-        .relay_prefixes(&["127.0.0.0/8"])
-        .geoip_db(&files.geoip_db)
-        .origin(origin.addr())
-        .origin_ca(files.pki.ca_path());
-    let envoy = Envoy::start(&config);
-    // The L4 balancer in front of the node, trusting the test's own PROXY headers.
-    let balancer =
-        Relay::start(&RelayOptions::new(envoy.listener("https")).accept_proxy_from("127.0.0.0/8"));
-    let ca = files.pki.ca_path();
-    let visit = |ip: &str, host: &str| {
-        Client::https(balancer.addr(), "www.example.com", &ca)
-            .with_preamble(proxy_header(ip))
-            .send(&Request::get(host, "/products?id=7"))
-            .unwrap_or_else(|err| panic!("{ip} {host}: {err}"))
-    };
-
-    let china = visit("1.0.1.7", "www.example.com");
-    assert_eq!(china.status, 301, "{}", china.text());
-    assert_eq!(
-        china.header("location"),
-        Some("https://www.example.cn/products?id=7")
-    );
-    assert!(
-        origin.requests().is_empty(),
-        "a redirect never reaches the origin"
-    );
-
-    let us = visit("8.8.8.8", "www.example.com");
-    assert_eq!(us.status, 200, "{}", us.text());
-    assert_eq!(us.text(), page, "proxied untouched");
-    let seen = origin.last_request().expect("the origin saw it");
-    assert_eq!(seen.host(), Some("www.example.com"));
-    assert_eq!(seen.header("x-forwarded-for"), Some("8.8.8.8"));
-
-    // Hosts that are neither the origin's nor the mirror's get nothing from the origin.
-    let other = visit("8.8.8.8", "www.example.org");
-    assert_eq!(other.status, 421, "{}", other.text());
-    assert_eq!(origin.requests().len(), 1);
 }
 
 /// The relay's health checks of Envoy send a PROXY v2 `LOCAL` header (as HAProxy's

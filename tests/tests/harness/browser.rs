@@ -5,6 +5,8 @@
 //! Each test launches its own headless Chromium with resolver rules that send made-up names
 //! (`site.test`, `other.test`) to the origin's port and refuse every other name. A missing
 //! Chromium fails the test with a message that says how to install it.
+//!
+//! Ferry through a browser (the whole chain, a Django admin) is `browser` in the `e2e` binary.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -10,14 +10,16 @@
 //! v2), everything else reaches the origin (other countries, unknown addresses, a client's own
 //! `x-geo-country`, POST, the mirror host, exempt paths); `ferry.redirects` counts exactly the
 //! redirects sent. `readiness_with_and_without_the_list` prints how long Envoy takes to become
-//! ready with and without the list (run with `--nocapture` to see it); it asserts no timing.
+//! ready with and without the list; it asserts no timing. For figures that other tests do not
+//! disturb, run this module alone:
+//! `cargo test -p ferry-tests --test e2e geo_redirect::networks -- --nocapture`.
+//!
+//! Part of `geo_redirect`; `tools` checks `tools/rir-networks` on small files, exactly.
 
-#[path = "geo_networks/synthetic.rs"]
 mod synthetic;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,8 @@ use ferry_filter::config::Config;
 use ferry_net::Cidr;
 use ferry_tests::{Client, Envoy, EnvoyConfig, Origin, Reply, Request, Response};
 use synthetic::{Delegations, Holder};
+
+use crate::support::{proxy_v1, rir_networks};
 
 /// The seed of the synthetic delegation file.
 const SEED: u64 = 0xc41a_2025;
@@ -46,7 +50,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("delegated-synthetic");
         std::fs::write(&file, delegations.to_rir_file()).expect("write the delegation file");
-        let networks_json = rir_networks(&file);
+        let networks_json = rir_networks_cn(&file);
         let parsed: serde_json::Value =
             serde_json::from_str(&networks_json).expect("rir-networks prints JSON");
         let cidrs = parsed["CN"].as_array().map_or(0, Vec::len);
@@ -59,16 +63,9 @@ fn fixture() -> &'static Fixture {
 }
 
 /// `python3 tools/rir-networks -c CN FILE`'s output.
-fn rir_networks(file: &Path) -> String {
-    // From this crate's directory, not `ferry_tests::paths`: a build elsewhere that shares the
-    // target dir may have compiled the library with another root.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/rir-networks");
-    let output = Command::new("python3")
-        .arg(&script)
-        .args(["-c", "CN"])
-        .arg(file)
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run python3 {}: {err}", script.display()));
+fn rir_networks_cn(file: &Path) -> String {
+    let file = file.to_str().expect("temp paths are UTF-8");
+    let output = rir_networks(&["-c", "CN", file], "");
     assert!(
         output.status.success(),
         "rir-networks failed ({}): {}",
@@ -97,20 +94,11 @@ fn envoy_config(plugin: String, origin: SocketAddr) -> EnvoyConfig {
         .with_proxy_protocol()
 }
 
-/// The Envoy tests of this file run one at a time, so the readiness figures are not those of
-/// two Envoys starting at once on a small machine.
+/// The Envoy tests of this module run one at a time, so that, with the module run alone, the
+/// readiness figures are not those of two Envoys starting at once on a small machine.
 fn one_envoy_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A PROXY protocol v1 header for a client at `src` (the destination is Envoy's listener).
-fn proxy_v1(src: IpAddr) -> Vec<u8> {
-    match src {
-        IpAddr::V4(ip) => format!("PROXY TCP4 {ip} 127.0.0.1 40000 443\r\n"),
-        IpAddr::V6(ip) => format!("PROXY TCP6 {ip} ::1 40000 443\r\n"),
-    }
-    .into_bytes()
 }
 
 /// A PROXY protocol v2 header (PROXY command, TCP) for a client at `src`.

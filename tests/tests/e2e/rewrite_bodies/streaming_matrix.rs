@@ -9,6 +9,8 @@
 //! ~200 bytes at random offsets. Every byte must equal what the page is with every name
 //! rewritten (built alongside the page, see [`MirrorPage`]); a reset, a truncation or a stall
 //! (the client's timeout) fails.
+//!
+//! Part of `rewrite_bodies`, which has the single cases (split names, codings, trailers).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,6 +21,8 @@ use ferry_tests::chain::{Chain, ChainOptions};
 use ferry_tests::origin::Protocol;
 use ferry_tests::reply::encode_chunks;
 use ferry_tests::{Client, Encoding, Envoy, EnvoyConfig, MirrorPage, Origin, Reply, Request};
+
+use crate::support::ferry_with;
 
 /// One route of the matrix.
 struct Case {
@@ -246,11 +250,11 @@ fn compressed_origin_to_a_gzip_client() {
             .header("content-encoding", encoding.name());
         origin.route(&format!("/{}", encoding.name()), reply);
     }
-    let config = EnvoyConfig::shipped().origin(origin.addr()).plugin_config(
+    let envoy = ferry_with(
+        &origin,
         r#"{"domains": [{"origin": "example.com", "mirror": "example.cn", "subdomains": true}],
                 "identity_encoding": false}"#,
     );
-    let envoy = Envoy::start(&config);
     for client in [
         Client::http1(envoy.listener_addr()),
         Client::h2c(envoy.listener_addr()),

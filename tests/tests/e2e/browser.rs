@@ -11,6 +11,9 @@
 //!
 //! The control case runs the same page with `"integrity": "keep"`: the rewritten script then
 //! fails its hash and the browser refuses it, which proves the main test would notice.
+//!
+//! The browser driver's own tests (what it records is what Chromium did) are in the `harness`
+//! binary (`browser`).
 
 use ferry_tests::browser::{spki_sha256_base64, Browser, BrowserOptions, Page};
 use ferry_tests::chain::{Chain, ChainOptions};

@@ -11,6 +11,8 @@
 //! 1 s without a request, so a page loads in seconds (slower than directly: the origin's few
 //! threads still wait on such connections for that second; a buffering proxy in front of
 //! gunicorn, or more threads, is the origin-side cure).
+//!
+//! Part of `chain`. Django's admin behind gunicorn, in a browser, is in `browser`.
 
 use std::time::{Duration, Instant};
 

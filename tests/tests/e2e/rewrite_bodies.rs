@@ -1,19 +1,28 @@
-//! End to end, with the real Envoy and the built filter: response bodies. Label boundaries,
-//! escaped forms, domains split across chunks, huge bodies in bounded memory, content types and
-//! compressed responses (decoded by Ferry, or passed when it cannot decode them). Every
-//! combination of protocols, codings and endings is in `streaming_matrix.rs`; broken and hostile
-//! encoded bodies in `bad_bodies.rs`.
+//! Response bodies, origin -> mirror, through the minimal config: names rewritten on label
+//! boundaries only, also JSON-escaped and percent-encoded; a name split across chunks found at
+//! every offset; a body ending on a partial or undecided name flushed; huge bodies streamed in
+//! bounded memory; which content types are rewritten; compressed responses (decoded, or passed
+//! when Ferry cannot decode them); the framing of a rewritten body (no `Content-Length` or
+//! `Accept-Ranges`, a weak `ETag`); trailers kept, and a reset when they come while a body's
+//! end is undecided.
+//!
+//! In the submodules: `streaming_matrix`, every combination of protocols, codings, chunking and
+//! endings, also through the US East node; `bad_bodies`, broken and hostile encoded bodies.
+//! Related: every text type, byte ranges and event streams in `no_leaks`; request bodies in
+//! `round_trip`; a browser loading a large page in `browser`.
+
+mod bad_bodies;
+mod streaming_matrix;
 
 use std::io::Read;
 use std::time::Duration;
 
+use ferry_tests::client::Version;
 use ferry_tests::{
     Client, Digest, Encoding, Envoy, EnvoyConfig, Generator, Origin, Reply, Request,
 };
 
-fn ferry(origin: &Origin) -> Envoy {
-    Envoy::start(&EnvoyConfig::shipped().origin(origin.addr()))
-}
+use crate::support::{ferry, ferry_with};
 
 /// (origin text, what the visitor must get)
 const BOUNDARIES: &[(&str, &str)] = &[
@@ -252,11 +261,7 @@ fn configured_content_types_replace_the_defaults() {
     origin.route("/a.txt", Reply::ok("text/x-custom", "https://example.com/"));
     let config = r#"{"domains": [{"origin": "example.com", "mirror": "example.cn"}],
                      "content_types": ["text/*"]}"#;
-    let envoy = Envoy::start(
-        &EnvoyConfig::shipped()
-            .plugin_config(config)
-            .origin(origin.addr()),
-    );
+    let envoy = ferry_with(&origin, config);
     let client = Client::http1(envoy.listener_addr());
     assert_eq!(
         client.get("example.cn", "/a.json").text(),
@@ -371,4 +376,91 @@ fn highly_compressible_bodies_are_decoded_whole() {
     let response = Client::http1(envoy.listener_addr()).get("www.example.cn", "/");
     assert_eq!(response.body.len(), want.len(), "the whole body arrives");
     assert!(response.text() == want, "rewritten");
+}
+
+#[test]
+fn framing_follows_the_rewritten_body() {
+    let page = "<a href=\"https://example.com/\">x</a>";
+    let origin = Origin::start();
+    origin.route(
+        "/",
+        Reply::html(page)
+            .content_length()
+            .header("etag", "\"strong-1\"")
+            .header("accept-ranges", "bytes"),
+    );
+    origin.route(
+        "/weak",
+        Reply::html(page).content_length().header("etag", "W/\"w\""),
+    );
+    let envoy = ferry(&origin);
+    for version in [Version::Http1, Version::H2c] {
+        let client = Client::new(envoy.listener_addr(), version);
+        let response = client.get("example.cn", "/");
+        assert_eq!(response.text(), "<a href=\"https://example.cn/\">x</a>");
+        assert_eq!(response.header("content-length"), None, "{version:?}");
+        assert_eq!(response.header("accept-ranges"), None, "{version:?}");
+        assert_eq!(
+            response.header("etag"),
+            Some("W/\"strong-1\""),
+            "{version:?}"
+        );
+        if version == Version::Http1 {
+            assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+        }
+        let response = client.get("example.cn", "/weak");
+        assert_eq!(response.header("etag"), Some("W/\"w\""), "{version:?}");
+    }
+}
+
+#[test]
+fn responses_with_trailers_keep_them_and_fail_visibly_if_their_end_is_undecided() {
+    let origin = Origin::start_with(ferry_tests::origin::Protocol::H2c);
+    // (route, chunks, what the client gets: the body, or None for a reset)
+    let cases: [(&str, Vec<&str>, Option<&str>); 5] = [
+        (
+            "decided",
+            vec!["link: https://exa", "mple.com/x and example.c", "om.\n"],
+            Some("link: https://example.cn/x and example.cn.\n"),
+        ),
+        (
+            "json",
+            vec!["{\"u\":\"https://example.com\"}"],
+            Some("{\"u\":\"https://example.cn\"}"),
+        ),
+        // A body whose last bytes could still have become a name when the trailers came: the
+        // filter can no longer write them, so the stream is reset rather than cut short.
+        ("name", vec!["link: https://example.com"], None),
+        ("split", vec!["see https://exa", "mple.com/ or exa"], None),
+        ("one", vec!["example.co"], None),
+    ];
+    for (name, chunks, _) in &cases {
+        origin.route(
+            &format!("/{name}"),
+            Reply::ok("text/plain", "")
+                .chunks(chunks.clone())
+                .chunk_delay(Duration::from_millis(5))
+                .trailer("x-checksum", "abc"),
+        );
+    }
+    let envoy = Envoy::start(&EnvoyConfig::shipped().origin_http2().origin(origin.addr()));
+    for client in [
+        Client::h2c(envoy.listener_addr()),
+        Client::http1(envoy.listener_addr()),
+    ] {
+        for (name, _, want) in &cases {
+            let result = client.send(&Request::get("example.cn", &format!("/{name}")));
+            match want {
+                Some(want) => {
+                    let response = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert_eq!(response.text(), *want, "{name}");
+                    if client.version() == Version::H2c {
+                        assert_eq!(response.trailer("x-checksum"), Some("abc"), "{name}");
+                    }
+                }
+                None => assert!(result.is_err(), "{name}: {:?}", result.map(|r| r.text())),
+            }
+        }
+    }
+    assert_eq!(envoy.counter("ferry.bodies_reset_undecided_tail"), Some(6));
 }
