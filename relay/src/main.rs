@@ -100,6 +100,7 @@ async fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>>
     // Every port is bound (each listener and the metrics endpoint logged its address).
     tracing::info!(listeners = server.listeners().len(), "ready");
     let mut grace = config.grace;
+    let mut running = config;
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -109,12 +110,17 @@ async fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>>
                 // The file is read again and validated whole; a bad one changes nothing.
                 match load(&cli, |warning| tracing::warn!("{warning}")) {
                     Ok(new) => {
+                        // What a reload cannot change while running: one line each.
+                        for setting in restart_only(&running, &new) {
+                            tracing::warn!(setting, "changed in the file; it takes effect after a restart, the running value stays");
+                        }
                         let errors = server.reload(&new);
                         for e in &errors {
                             tracing::error!("reload: {e}");
                         }
                         grace = new.grace;
                         tracing::info!(failed = errors.len(), "configuration reloaded");
+                        running = new;
                     }
                     Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
                 }
@@ -129,12 +135,32 @@ async fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>>
     let drained = tokio::time::timeout(grace, server.connections().drained()).await;
     match drained {
         Ok(()) => tracing::info!("drained; exiting"),
-        Err(_) => tracing::warn!(
-            open = server.connections().open(),
-            "grace period over; closing the connections still open"
-        ),
+        Err(_) => {
+            tracing::warn!(
+                open = server.connections().open(),
+                "grace period over; resetting the connections still open"
+            );
+            // Each is reset on both sides (never a FIN on a cut stream); their tasks end at
+            // once, and this waits for them a moment so every reset is sent.
+            server.connections().cut_all();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), server.connections().drained()).await;
+        }
     }
     // Give the last log lines a moment to reach stderr.
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok(())
+}
+
+/// The settings that differ between `running` and `new` and that only a restart applies: the
+/// metrics endpoint's address and the log format.
+fn restart_only(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if running.metrics != new.metrics {
+        changed.push("metrics");
+    }
+    if running.log_format != new.log_format {
+        changed.push("log_format");
+    }
+    changed
 }

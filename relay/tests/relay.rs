@@ -249,6 +249,51 @@ fn sigterm_stops_accepting_and_drains_open_connections() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A download still running when the grace period ends: the visitor sees a reset, never a FIN
+/// that would pass the cut download off as whole, and the relay exits.
+#[test]
+fn the_end_of_the_grace_period_resets_what_is_still_open() {
+    // An upstream that sends without end to every connection (health checks connect too).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let chunk = vec![b'x'; 64 * 1024];
+                while stream.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    let mut relay = relay_to(&[upstream], &["--proxy-protocol", "none", "--grace", "1s"]);
+    let mut client = TcpStream::connect(relay.addr()).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    while got < 1 << 20 {
+        got += client.read(&mut buf).unwrap();
+    }
+    relay.terminate();
+    let end = loop {
+        match client.read(&mut buf) {
+            Ok(0) => panic!("a clean FIN after {got} bytes of a download cut by the grace period"),
+            Ok(n) => got += n,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        end.kind(),
+        std::io::ErrorKind::ConnectionReset,
+        "after {got} bytes: {end:?}"
+    );
+    let status = relay
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after the grace period");
+    assert!(status.success(), "{status:?}");
+    relay.wait_log("resetting the connections still open");
+}
+
 /// Waits until the relay has logged `count` successful reloads.
 fn wait_reloads(relay: &Relay, count: usize) {
     wait_logged(relay, "configuration reloaded", count);
@@ -313,6 +358,31 @@ fn sighup_reloads_the_file_without_dropping_connections_or_the_port() {
     assert_eq!(relay.addr(), listen);
     assert_eq!(relay.metric(&info), Some(1), "{}", relay.metrics());
     assert_eq!(round_trip(listen, b"same").unwrap(), b"same");
+
+    // What only a restart applies is named, one line each, and the rest still applies. (The
+    // harness gives --log-format on the command line, which wins over the file, so the log
+    // format does not change here and must not be named.)
+    std::fs::write(
+        &file,
+        format!(
+            "metrics = \"127.0.0.2:0\"\nlog_format = \"text\"\n[[listener]]\nname = \"main\"\n\
+             listen = \"127.0.0.1:0\"\nupstreams = [\"{}\"]\nproxy_protocol = \"none\"\n",
+            second.addr
+        ),
+    )
+    .unwrap();
+    relay.reload();
+    wait_reloads(&relay, 3);
+    let log = relay.log();
+    assert!(
+        log.contains("takes effect after a restart") && log.contains("\"setting\":\"metrics\""),
+        "a changed metrics address is not named as needing a restart:\n{log}"
+    );
+    assert!(
+        !log.contains("\"setting\":\"log_format\""),
+        "the log format did not change (the flag wins), yet it is named:\n{log}"
+    );
+    assert_eq!(round_trip(listen, b"after").unwrap(), b"after");
 
     // A broken file is refused and the running configuration stays.
     std::fs::write(&file, "[[listener]]\nname = 1\n").unwrap();
