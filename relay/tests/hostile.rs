@@ -80,10 +80,11 @@ fn one_byte_clients_cost_no_cpu_while_they_wait() {
     let settled = cpu(&relay);
     std::thread::sleep(Duration::from_secs(2));
     let spent = cpu(&relay) - settled;
-    // A timed re-peek every 5 ms for 400 clients is 80,000 wake-ups a second: over a second of
-    // CPU in these two seconds. Readiness alone costs nothing while nobody sends.
+    // A timed re-peek every 5 ms for 400 clients is 80,000 wake-ups a second: 460 ms of CPU in
+    // these two seconds on the development machine. Readiness alone costs nothing while nobody
+    // sends (0-10 ms measured: the clock ticks in 10 ms).
     assert!(
-        spent < Duration::from_millis(300),
+        spent < Duration::from_millis(150),
         "{spent:?} of CPU in 2 s with 400 waiting clients (accepting them took {:?})",
         settled - before
     );
