@@ -38,13 +38,14 @@
 //! This module holds the API and the trie the inserts build; `write` turns the trie into the
 //! file's bytes.
 
-use std::fmt;
 use std::io::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use ferry_net::Cidr;
+use ferry_net::CidrError;
 
 use crate::paths;
 
@@ -91,124 +92,22 @@ pub enum MmdbError {
     TooLarge,
 }
 
-/// An IPv4 or IPv6 network: an address whose bits after `prefix` are zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Network {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Network {
-    /// `addr/prefix`; the prefix is at most 32 (IPv4) or 128 (IPv6) and no bit after it is set.
-    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, MmdbError> {
-        let invalid = |reason: String| MmdbError::Network {
-            text: format!("{addr}/{prefix}"),
-            reason,
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if prefix > max {
-            return Err(invalid(format!("the prefix length is more than {max}")));
-        }
-        let masked = mask(addr, prefix);
-        if masked != addr {
-            return Err(invalid(format!(
-                "bits after the first {prefix} are set (the network is {masked}/{prefix})"
-            )));
-        }
-        Ok(Self { addr, prefix })
-    }
-
-    /// The first address.
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    /// The prefix length.
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    /// Whether `ip` is in this network (an IPv4 address is never in an IPv6 network, nor the
-    /// other way round).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        ip.is_ipv4() == self.addr.is_ipv4() && mask(ip, self.prefix) == self.addr
-    }
-
-    /// The network's place in the IPv6 search tree: its first 128-bit address and depth. IPv4
-    /// sits under `::/96`; IPv4-mapped IPv6 networks are stored as IPv4 (`::ffff:0:0/96` is an
-    /// alias of `::/96`).
-    fn tree_key(&self) -> (u128, u8) {
-        match self.addr {
-            IpAddr::V4(v4) => (u128::from(u32::from(v4)), self.prefix + 96),
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6);
-                if self.prefix >= 96 && bits >> 32 == MAPPED_PREFIX >> 32 {
-                    (bits & u128::from(u32::MAX), self.prefix)
-                } else {
-                    (bits, self.prefix)
-                }
-            }
-        }
+/// The network's place in the IPv6 search tree: its first 128-bit address and depth. IPv4
+/// sits under `::/96` (`ferry_net` reads an IPv4-mapped network as the IPv4 one, so
+/// `::ffff:0:0/96`, an alias of `::/96` in the tree, never gets a network of its own).
+fn tree_key(network: &Cidr) -> (u128, u8) {
+    match network.network() {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), network.prefix() + 96),
+        IpAddr::V6(v6) => (u128::from(v6), network.prefix()),
     }
 }
 
-impl FromStr for Network {
-    type Err = MmdbError;
-
-    /// `1.0.1.0/24`, `240e::/20`, or a bare address for a single host.
-    fn from_str(text: &str) -> Result<Self, MmdbError> {
-        let invalid = |reason: &str| MmdbError::Network {
-            text: text.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let (addr, prefix) = match text.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| {
-            invalid("expected an IPv4 or IPv6 address, then `/` and a prefix length")
-        })?;
-        let prefix = match prefix {
-            Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-                // Too long for a u8 is too long for any prefix; `new` says how long it may be.
-                digits.parse().unwrap_or(u8::MAX)
-            }
-            Some(_) => return Err(invalid("the prefix length is not a number")),
-            None if addr.is_ipv4() => 32,
-            None => 128,
-        };
-        Self::new(addr, prefix).map_err(|err| match err {
-            MmdbError::Network { reason, .. } => MmdbError::Network {
-                text: text.to_owned(),
-                reason,
-            },
-            other => other,
-        })
-    }
-}
-
-impl fmt::Display for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-/// `addr` with the bits after `prefix` cleared.
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(v4) => {
-            let keep = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & keep))
-        }
-        IpAddr::V6(v6) => {
-            let keep = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & keep))
-        }
-    }
+/// `text` as a network, or the error that names it.
+fn parse_network(text: &str) -> Result<Cidr, MmdbError> {
+    text.parse().map_err(|err: CidrError| MmdbError::Network {
+        text: text.to_owned(),
+        reason: err.to_string(),
+    })
 }
 
 /// A two-letter ISO 3166-1 code, uppercase.
@@ -308,9 +207,9 @@ impl CountryDb {
     }
 
     /// Map `network` to `country` (two ASCII letters, any case).
-    pub fn insert(&mut self, network: Network, country: &str) -> Result<(), MmdbError> {
+    pub fn insert(&mut self, network: Cidr, country: &str) -> Result<(), MmdbError> {
         let country = Country::parse(country)?;
-        let (key, depth) = network.tree_key();
+        let (key, depth) = tree_key(&network);
         let node = self.path_to(key, depth)?;
         self.nodes[node as usize].country = Some(country);
         Ok(())
@@ -318,7 +217,7 @@ impl CountryDb {
 
     /// [`insert`](Self::insert) with the network as text, such as `1.0.1.0/24`.
     pub fn insert_str(&mut self, network: &str, country: &str) -> Result<(), MmdbError> {
-        let network: Network = network.parse()?;
+        let network = parse_network(network)?;
         self.insert(network, country)
     }
 

@@ -459,8 +459,8 @@ fn ferry_mmdb_refuses_bad_input_with_the_line_and_writes_nothing() {
     let cases: [(&[u8], &str); 5] = [
         (
             b"1.0.1.0/24 CN\n# fine so far\n1.0.1.7/24 CN\n",
-            "ferry-mmdb: <stdin>: line 3: \"1.0.1.7/24\" is not a network: bits after the \
-             first 24 are set (the network is 1.0.1.0/24)\n",
+            "ferry-mmdb: <stdin>: line 3: \"1.0.1.7/24\" is not a network: host bits are set \
+             (the network is 1.0.1.0/24)\n",
         ),
         (
             b"1.0.1.0/24 CHN\n",
