@@ -58,22 +58,31 @@ fn was_refused(client: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
+/// A relay in front of `upstream` that checks the first bytes of untrusted clients for PROXY
+/// headers (it trusts only 10.255.0.0/16, so every loopback client is checked), waiting up to
+/// 30 s for them, with `extra` flags.
+fn checking_untrusted_clients(upstream: &Upstream, extra: &[&str]) -> Relay {
+    let upstream = upstream.addr.to_string();
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+        "--accept-proxy-from",
+        "10.255.0.0/16",
+        "--proxy-header-timeout",
+        "30s",
+    ];
+    args.extend(extra);
+    start(&args)
+}
+
 /// Clients that send the first byte of a PROXY signature and stop, on a listener that checks
 /// untrusted clients for PROXY headers: the relay waits for them on readiness alone.
 #[test]
 fn one_byte_clients_cost_no_cpu_while_they_wait() {
     let upstream = Upstream::echo();
-    let relay = start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream.addr.to_string(),
-        // Loopback clients are not trusted senders, so their first bytes are checked.
-        "--accept-proxy-from",
-        "10.255.0.0/16",
-        "--proxy-header-timeout",
-        "30s",
-    ]);
+    let relay = checking_untrusted_clients(&upstream, &[]);
     let before = cpu(&relay);
     let mut held = holding_clients(relay.addr(), 200, b"P");
     held.extend(holding_clients(relay.addr(), 200, b"\r\n"));
@@ -108,22 +117,17 @@ fn one_byte_clients_cost_no_cpu_while_they_wait() {
 #[test]
 fn limits_refuse_a_flood_at_accept() {
     let upstream = Upstream::echo();
-    let relay = start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream.addr.to_string(),
-        "--accept-proxy-from",
-        "10.255.0.0/16",
-        "--proxy-header-timeout",
-        "30s",
-        "--max-per-ip",
-        "10",
-        "--max-connections",
-        "100",
-    ]);
+    let relay = checking_untrusted_clients(
+        &upstream,
+        &[
+            "--metrics",
+            "127.0.0.1:0",
+            "--max-per-ip",
+            "10",
+            "--max-connections",
+            "100",
+        ],
+    );
     let baseline = descriptors(&relay);
     let mut clients = holding_clients(relay.addr(), 300, b"P");
     // Which ten are admitted depends on which worker's socket accepts first.
