@@ -138,10 +138,9 @@ async fn serve(
     let settings = &state.settings;
     tune(&client, settings);
     let mut source = peer;
-    let mut destination = match client.local_addr() {
-        Ok(addr) => addr,
-        Err(_) => return (Some(client), Err(Refusal::ProxyHeader)),
-    };
+    // The address the client reached: a trusted sender's header names it, else it is asked
+    // of the kernel below, and only when our own PROXY header carries it.
+    let mut destination = None;
     let mut early = Vec::new();
     if trusted_sender {
         let Some(_waiting) = state.limits.start_waiting() else {
@@ -153,7 +152,7 @@ async fn serve(
         };
         if let Some((src, dst)) = header {
             source = src;
-            destination = dst;
+            destination = Some(dst);
         }
         early = rest;
         if let Err(reason) =
@@ -174,6 +173,15 @@ async fn serve(
             }
         }
     }
+    let destination = match destination {
+        Some(addr) => addr,
+        // Written nowhere: no getsockname.
+        None if matches!(settings.proxy_protocol, ProxyVersion::None) => peer,
+        None => match client.local_addr() {
+            Ok(addr) => addr,
+            Err(_) => return (Some(client), Err(Refusal::ProxyHeader)),
+        },
+    };
 
     let candidates = state.pool.candidates();
     if candidates.is_empty() {
@@ -187,9 +195,14 @@ async fn serve(
                 .upstream_retries
                 .fetch_add(1, Ordering::Relaxed);
         }
+        // A warm connection (handshake already done) saves the visitor a round trip.
+        if let Some(stream) = upstream.warm.take() {
+            connected = Some((stream, upstream, true));
+            break;
+        }
         match upstream.connect(settings.connect_timeout).await {
             Ok(stream) => {
-                connected = Some((stream, upstream));
+                connected = Some((stream, upstream, false));
                 break;
             }
             Err(e) => tracing::warn!(
@@ -198,7 +211,7 @@ async fn serve(
             ),
         }
     }
-    let Some((mut server, upstream)) = connected else {
+    let Some((mut server, upstream, warm)) = connected else {
         return (Some(client), Err(Refusal::UpstreamConnect));
     };
     tune(&server, settings);
@@ -212,7 +225,21 @@ async fn serve(
     preface.extend_from_slice(&early);
     if !preface.is_empty() && server.write_all(&preface).await.is_err() {
         let _ = socket2::SockRef::from(&server).set_linger(Some(Duration::ZERO));
-        return (Some(client), Err(Refusal::UpstreamConnect));
+        // A warm connection that failed at its first write: nothing of the client's has gone
+        // anywhere yet (its first bytes are still in `preface`), so a fresh one takes over.
+        let fresh = match warm {
+            true => upstream.connect(settings.connect_timeout).await.ok(),
+            false => None,
+        };
+        let Some(mut fresh) = fresh else {
+            return (Some(client), Err(Refusal::UpstreamConnect));
+        };
+        tune(&fresh, settings);
+        if fresh.write_all(&preface).await.is_err() {
+            let _ = socket2::SockRef::from(&fresh).set_linger(Some(Duration::ZERO));
+            return (Some(client), Err(Refusal::UpstreamConnect));
+        }
+        server = fresh;
     }
 
     state.metrics.active.fetch_add(1, Ordering::Relaxed);

@@ -13,7 +13,10 @@
 //! * [`proxy_protocol`]: PROXY protocol v1/v2 headers, written and read.
 //! * [`limits`]: per-listener and per-client-address connection limits, and the reasons a
 //!   connection is refused.
-//! * [`upstream`]: upstream pools, balancing, the rise/fall health state, and the connect.
+//! * [`warm`]: an upstream's warm connections (handshake done ahead of need), taken only when
+//!   alive and silent.
+//! * [`upstream`]: upstream pools, balancing, the rise/fall health state, the connect (with
+//!   the congestion control asked for) and the refill of the warm connections.
 //! * [`splice`] (the only module with `unsafe`): pipes and `splice(2)`.
 //! * [`pipe_pool`]: the bounded pool of empty pipes that connections borrow from.
 //! * [`forward`]: bidirectional forwarding of one connection, splice with a copy fallback,
@@ -42,3 +45,4 @@ pub mod server;
 #[allow(unsafe_code)]
 pub mod splice;
 pub mod upstream;
+pub mod warm;

@@ -202,6 +202,36 @@ const FAMILIES: &[Family] = &[
         kind: MetricType::Counter,
         samples: |l| per_upstream(l, Upstream::total),
     },
+    Family {
+        name: "ferry_relay_upstream_warm_idle",
+        help: "Warm connections to the upstream waiting for a visitor.",
+        kind: MetricType::Gauge,
+        samples: |l| per_upstream(l, |u| u.warm.idle() as u64),
+    },
+    Family {
+        name: "ferry_relay_upstream_warm_hits",
+        help: "Visitors given a warm connection.",
+        kind: MetricType::Counter,
+        samples: |l| per_upstream(l, |u| load(&u.warm.hits)),
+    },
+    Family {
+        name: "ferry_relay_upstream_warm_misses",
+        help: "Visitors that found no warm connection and waited for a connect.",
+        kind: MetricType::Counter,
+        samples: |l| per_upstream(l, |u| load(&u.warm.misses)),
+    },
+    Family {
+        name: "ferry_relay_upstream_warm_discarded",
+        help: "Warm connections found closed, reset or not silent, and discarded.",
+        kind: MetricType::Counter,
+        samples: |l| per_upstream(l, |u| load(&u.warm.discarded_dead)),
+    },
+    Family {
+        name: "ferry_relay_upstream_warm_recycled",
+        help: "Warm connections closed unused at warm_max_idle.",
+        kind: MetricType::Counter,
+        samples: |l| per_upstream(l, |u| load(&u.warm.recycled_idle)),
+    },
 ];
 
 fn load(counter: &AtomicU64) -> u64 {
@@ -331,6 +361,21 @@ ferry_relay_upstream_connections_active{listener="https",upstream="10.0.0.5:443"
 # HELP ferry_relay_upstream_connections_total Connections relayed to the upstream.
 # TYPE ferry_relay_upstream_connections_total counter
 ferry_relay_upstream_connections_total{listener="https",upstream="10.0.0.5:443"} 0
+# HELP ferry_relay_upstream_warm_idle Warm connections to the upstream waiting for a visitor.
+# TYPE ferry_relay_upstream_warm_idle gauge
+ferry_relay_upstream_warm_idle{listener="https",upstream="10.0.0.5:443"} 0
+# HELP ferry_relay_upstream_warm_hits_total Visitors given a warm connection.
+# TYPE ferry_relay_upstream_warm_hits_total counter
+ferry_relay_upstream_warm_hits_total{listener="https",upstream="10.0.0.5:443"} 0
+# HELP ferry_relay_upstream_warm_misses_total Visitors that found no warm connection and waited for a connect.
+# TYPE ferry_relay_upstream_warm_misses_total counter
+ferry_relay_upstream_warm_misses_total{listener="https",upstream="10.0.0.5:443"} 0
+# HELP ferry_relay_upstream_warm_discarded_total Warm connections found closed, reset or not silent, and discarded.
+# TYPE ferry_relay_upstream_warm_discarded_total counter
+ferry_relay_upstream_warm_discarded_total{listener="https",upstream="10.0.0.5:443"} 0
+# HELP ferry_relay_upstream_warm_recycled_total Warm connections closed unused at warm_max_idle.
+# TYPE ferry_relay_upstream_warm_recycled_total counter
+ferry_relay_upstream_warm_recycled_total{listener="https",upstream="10.0.0.5:443"} 0
 "#;
         assert_eq!(registry_with_one_listener().render(), expected);
     }

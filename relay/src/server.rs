@@ -291,8 +291,15 @@ impl Server {
             .clone();
         let same_upstreams = old.settings.upstreams == settings.upstreams
             && old.settings.balance == settings.balance
-            && old.settings.health == settings.health;
+            && old.settings.health == settings.health
+            && old.settings.congestion == settings.congestion;
         let pool = if same_upstreams {
+            // The warm pools resize in place (a smaller one closes its extra connections).
+            for upstream in old.pool.upstreams() {
+                upstream
+                    .warm
+                    .configure(settings.warm, settings.warm_max_idle);
+            }
             Arc::clone(&old.pool)
         } else {
             let pool = new_pool(settings);
@@ -338,7 +345,8 @@ impl Running {
     }
 }
 
-/// Starts the health checks of `pool`; sending `true` (or dropping the sender) stops them.
+/// Starts the health checks of `pool` and the refill of its warm connections; sending `true`
+/// (or dropping the sender) stops both, and the warm connections are closed.
 fn spawn_health(settings: &ListenerConfig, pool: &Arc<Pool>) -> watch::Sender<bool> {
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(health::run(
@@ -346,18 +354,59 @@ fn spawn_health(settings: &ListenerConfig, pool: &Arc<Pool>) -> watch::Sender<bo
         Arc::clone(pool),
         settings.health,
         settings.proxy_protocol,
+        stop_rx.clone(),
+    ));
+    let timeout = settings.connect_timeout;
+    tokio::spawn(crate::upstream::keep_warm(
+        Arc::clone(pool),
         stop_rx,
+        move |upstream: Arc<Upstream>| async move { upstream.connect(timeout).await },
     ));
     stop
 }
 
 fn new_pool(settings: &ListenerConfig) -> Arc<Pool> {
+    let congestion = usable_congestion(&settings.name, settings.congestion.as_deref());
     let upstreams = settings
         .upstreams
         .iter()
-        .map(|u| Arc::new(Upstream::new(u.addr, u.backup)))
+        .map(|u| {
+            let upstream = Upstream::new(u.addr, u.backup).with_congestion(congestion.clone());
+            upstream
+                .warm
+                .configure(settings.warm, settings.warm_max_idle);
+            Arc::new(upstream)
+        })
         .collect();
     Arc::new(Pool::new(upstreams, settings.balance))
+}
+
+/// `algorithm` if this kernel lets a socket use it (tried on a socket that is never
+/// connected); otherwise `None`, with one line saying the kernel's default is used.
+fn usable_congestion(listener: &str, algorithm: Option<&str>) -> Option<String> {
+    let algorithm = algorithm?;
+    let tried = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .and_then(|socket| socket.set_tcp_congestion(algorithm.as_bytes()));
+    match tried {
+        Ok(()) => {
+            tracing::info!(
+                listener,
+                congestion = algorithm,
+                "congestion control towards the upstreams"
+            );
+            Some(algorithm.to_owned())
+        }
+        Err(e) => {
+            let available =
+                std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+                    .unwrap_or_default();
+            tracing::warn!(
+                listener, congestion = algorithm, error = %e, available = available.trim(),
+                "this kernel does not offer the congestion control asked for; the upstream connections use the kernel's default"
+            );
+            None
+        }
+    }
 }
 
 /// `count` listening sockets, all with `SO_REUSEPORT`, and the address they share (with port

@@ -10,15 +10,19 @@
 //! [`Upstream::connect`] is the one way to reach an upstream, for connections and health checks
 //! alike.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 pub use crate::config::Balance;
+use crate::warm::Warm;
 
 /// One upstream address and what the relay knows about it.
 #[derive(Debug)]
@@ -31,6 +35,10 @@ pub struct Upstream {
     /// Connections ever forwarded to it.
     total: AtomicU64,
     streak: Mutex<Streak>,
+    /// `TCP_CONGESTION` for the connections to it (`None`: the kernel's default).
+    congestion: Option<String>,
+    /// Connections opened ahead of need (see [`crate::warm`]).
+    pub warm: Warm,
 }
 
 /// Consecutive check results in the direction away from the current state.
@@ -55,7 +63,16 @@ impl Upstream {
             active: AtomicUsize::new(0),
             total: AtomicU64::new(0),
             streak: Mutex::new(Streak::default()),
+            congestion: None,
+            warm: Warm::default(),
         }
+    }
+
+    /// Connections to this upstream use congestion control `algorithm` (`None`: the kernel's
+    /// default). The caller checks that the kernel offers it.
+    pub fn with_congestion(mut self, algorithm: Option<String>) -> Upstream {
+        self.congestion = algorithm;
+        self
     }
 
     pub fn is_up(&self) -> bool {
@@ -73,7 +90,17 @@ impl Upstream {
     /// Opens a TCP connection to the upstream; one not established within `timeout` fails
     /// with [`io::ErrorKind::TimedOut`].
     pub async fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
-        match tokio::time::timeout(timeout, TcpStream::connect(self.addr)).await {
+        let socket = if self.addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(algorithm) = &self.congestion {
+            // Set before the SYN, so the whole connection uses it. Checked at start against
+            // the kernel's list; a refusal here only costs the default algorithm.
+            let _ = socket2::SockRef::from(&socket).set_tcp_congestion(algorithm.as_bytes());
+        }
+        match tokio::time::timeout(timeout, socket.connect(self.addr)).await {
             Ok(result) => result,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -173,6 +200,84 @@ impl Pool {
         }
         Vec::new()
     }
+}
+
+/// Keeps every up upstream of `pool` at its warm target until `stop` turns true (or its sender
+/// is dropped); then closes every warm connection. `connect` opens one connection; the missing
+/// ones of an upstream are opened at once (each costs a round trip across the link).
+pub async fn keep_warm<F, Fut>(pool: Arc<Pool>, mut stop: watch::Receiver<bool>, connect: F)
+where
+    F: Fn(Arc<Upstream>) -> Fut,
+    Fut: Future<Output = std::io::Result<TcpStream>> + Send + 'static,
+{
+    // Failed connects wait this long before the next try, so a refusing upstream costs little.
+    const RETRY: Duration = Duration::from_secs(1);
+    // Checked at least this often, so dead connections are found before a visitor finds them.
+    const TICK: Duration = Duration::from_millis(500);
+    let mut failed_at: Option<Instant> = None;
+    while !*stop.borrow() {
+        let mut wake = Instant::now() + TICK;
+        let retry_ok = failed_at.is_none_or(|t| t.elapsed() >= RETRY);
+        let mut connects = tokio::task::JoinSet::new();
+        for upstream in pool.upstreams() {
+            if !upstream.is_up() {
+                upstream.warm.clear();
+                continue;
+            }
+            let (missing, next) = upstream.warm.prune();
+            if let Some(next) = next {
+                wake = wake.min(next);
+            }
+            if retry_ok {
+                for _ in 0..missing {
+                    let upstream = Arc::clone(upstream);
+                    let connecting = connect(Arc::clone(&upstream));
+                    connects.spawn(async move { (upstream, connecting.await) });
+                }
+            }
+        }
+        while let Some(joined) = connects.join_next().await {
+            let Ok((upstream, result)) = joined else {
+                continue;
+            };
+            match result {
+                Ok(stream) => upstream.warm.put(stream),
+                Err(e) => {
+                    tracing::debug!(upstream = %upstream.addr, error = %e, "warm connect failed");
+                    failed_at = Some(Instant::now());
+                }
+            }
+            let oldest = upstream.warm.lock().front().map(|(_, born)| *born);
+            if let Some(born) = oldest {
+                wake = wake.min(born + upstream.warm.max_idle());
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            () = any_taken(pool.upstreams()) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    for upstream in pool.upstreams() {
+        upstream.warm.clear();
+    }
+}
+
+/// Completes when a warm connection of any of `upstreams` is taken (or its target changed).
+async fn any_taken(upstreams: &[Arc<Upstream>]) {
+    let mut waits: Vec<_> = upstreams
+        .iter()
+        .map(|u| Box::pin(u.warm.taken.notified()))
+        .collect();
+    std::future::poll_fn(|cx| {
+        for wait in &mut waits {
+            if wait.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -146,3 +146,15 @@ pub(super) const UPSTREAMS: usize = 64;
 
 /// The most a `--config` file may hold; a real one is a few kilobytes.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Warm connections per upstream: a few cover a burst of new visitors (each is refilled one
+/// round trip after it is taken); beyond 64 the idle connections cost the upstream more than
+/// they save.
+pub(super) const WARM: Bounds<u64> = Bounds { min: 0, max: 64 };
+
+/// A warm connection's longest life: under 100 ms it is recycled faster than a long link
+/// refills it; an hour is longer than any upstream waits for a silent connection.
+pub(super) const WARM_MAX_IDLE: Bounds<Duration> = Bounds {
+    min: ms(100),
+    max: secs(3600),
+};

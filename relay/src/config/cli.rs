@@ -88,6 +88,15 @@ pub struct Cli {
     /// Capacity of each splice pipe: bytes, or KiB/MiB, 4KiB to 1MiB [default: the kernel's]
     #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     pub pipe_size: Option<String>,
+    /// Connections to each upstream kept open ahead of need, 0 to 64 [default: 0]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub warm: Option<String>,
+    /// Close a warm connection older than this, 100ms to 1h [default: 3s]
+    #[arg(long, value_name = "DURATION")]
+    pub warm_max_idle: Option<String>,
+    /// Congestion control towards the upstreams, or "default" [default: bbr]
+    #[arg(long, value_name = "NAME")]
+    pub congestion: Option<String>,
     /// Time between health checks of each upstream [default: 2s]
     #[arg(long, value_name = "DURATION")]
     pub health_interval: Option<String>,
@@ -148,6 +157,9 @@ impl Cli {
             nodelay: self.no_nodelay.then_some(Scalar::Bool(false)),
             splice: self.no_splice.then_some(Scalar::Bool(false)),
             pipe_size: text(&self.pipe_size),
+            warm: text(&self.warm),
+            warm_max_idle: text(&self.warm_max_idle),
+            congestion: text(&self.congestion),
             health: Some(RawHealth {
                 interval: text(&self.health_interval),
                 timeout: text(&self.health_timeout),
@@ -182,6 +194,9 @@ impl Cli {
             ("--no-nodelay", self.no_nodelay),
             ("--no-splice", self.no_splice),
             ("--pipe-size", self.pipe_size.is_some()),
+            ("--warm", self.warm.is_some()),
+            ("--warm-max-idle", self.warm_max_idle.is_some()),
+            ("--congestion", self.congestion.is_some()),
             ("--health-interval", self.health_interval.is_some()),
             ("--health-timeout", self.health_timeout.is_some()),
             ("--health-rise", self.health_rise.is_some()),

@@ -130,6 +130,14 @@ pub struct ListenerConfig {
     /// `F_SETPIPE_SZ` for the splice pipes, 4 KiB to 1 MiB (the kernel rounds up to a power
     /// of two pages); `None`: the kernel's default.
     pub pipe_size: Option<usize>,
+    /// Connections to each upstream kept open ahead of need (0: none; see `crate::warm`).
+    pub warm: usize,
+    /// A warm connection older than this is closed (before the upstream's own timeout for a
+    /// connection that has sent nothing).
+    pub warm_max_idle: Duration,
+    /// `TCP_CONGESTION` for the connections to the upstreams (the long link); `None`: the
+    /// kernel's default. Whether the kernel offers it is checked at start.
+    pub congestion: Option<String>,
     pub health: HealthConfig,
 }
 

@@ -77,6 +77,9 @@ pub(super) struct RawListener {
     pub(super) nodelay: Option<Scalar>,
     pub(super) splice: Option<Scalar>,
     pub(super) pipe_size: Option<Scalar>,
+    pub(super) warm: Option<Scalar>,
+    pub(super) warm_max_idle: Option<Scalar>,
+    pub(super) congestion: Option<Scalar>,
     pub(super) health: Option<RawHealth>,
 }
 

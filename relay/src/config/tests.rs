@@ -533,6 +533,7 @@ fn the_example_file_parses() {
     want.max_per_ip = Some(256);
     want.deny = cidrs(&["198.51.100.0/24"]);
     want.accept_proxy_from = cidrs(&["10.0.0.0/28"]);
+    want.warm = 8;
     assert_eq!(https, &want);
 
     let mut want = listener("http", "0.0.0.0:80", &["10.1.0.5:80", "10.1.0.6:80"], &[]);
@@ -1243,5 +1244,44 @@ fn durations_and_sizes_print_as_they_parse() {
     ];
     for (text, want) in bad {
         assert_eq!(parse_size(text), Err(want.to_string()), "{text}");
+    }
+}
+
+/// `warm`, `warm_max_idle` and `congestion`: defaults, ranges and names, in flags and files.
+#[test]
+fn warm_connections_and_congestion_control_settings() {
+    let c = from_cli("--listen 0.0.0.0:443 --upstream 10.1.0.5:443").unwrap();
+    let l = &c.listeners[0];
+    assert_eq!((l.warm, l.warm_max_idle), (0, Duration::from_secs(3)));
+    assert_eq!(l.congestion.as_deref(), Some("bbr"));
+    let c = from_cli(
+        "--listen 0.0.0.0:443 --upstream 10.1.0.5:443 --warm 64 --warm-max-idle 100ms --congestion default",
+    )
+    .unwrap();
+    let l = &c.listeners[0];
+    assert_eq!((l.warm, l.warm_max_idle), (64, Duration::from_millis(100)));
+    assert_eq!(l.congestion, None);
+    let c = from_toml(&format!(
+        "{ONE}warm = 4\nwarm_max_idle = \"2s\"\ncongestion = \"cubic\"\n"
+    ))
+    .unwrap();
+    let l = &c.listeners[0];
+    assert_eq!((l.warm, l.warm_max_idle), (4, Duration::from_secs(2)));
+    assert_eq!(l.congestion.as_deref(), Some("cubic"));
+    for (flags, want) in [
+        ("--warm 65", "--warm 65 is not valid: must be from 0 to 64"),
+        ("--warm=-1", "--warm -1 is not valid: must be from 0 to 64"),
+        (
+            "--warm-max-idle 10ms",
+            "--warm-max-idle 10ms is not valid: must be from 100ms to 1h",
+        ),
+        (
+            "--congestion b/r",
+            "--congestion b/r is not valid: expected a congestion control algorithm",
+        ),
+    ] {
+        let args = format!("--listen 0.0.0.0:443 --upstream 10.1.0.5:443 {flags}");
+        let err = from_cli(&args).expect_err(&args).to_string();
+        assert!(err.starts_with(want), "{args}: {err}");
     }
 }

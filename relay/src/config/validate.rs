@@ -70,6 +70,9 @@ pub(super) fn builtin() -> ListenerConfig {
         nodelay: true,
         splice: true,
         pipe_size: None,
+        warm: 0,
+        warm_max_idle: Duration::from_secs(3),
+        congestion: Some("bbr".to_owned()),
         health: HealthConfig {
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
@@ -328,6 +331,34 @@ fn settings(
         let size = cx.size("pipe_size", v, range, &reason)?;
         // At most 1 MiB: a usize on any target.
         l.pipe_size = Some(usize::try_from(size).map_err(|_| cx.invalid("pipe_size", v, reason))?);
+    }
+    if let Some(v) = &raw.warm {
+        let range = bounds::WARM;
+        let n = cx.count("warm", v, range, &range.reason())?;
+        // At most 64.
+        l.warm = usize::try_from(n).map_err(|_| cx.invalid("warm", v, range.reason()))?;
+    }
+    if let Some(v) = &raw.warm_max_idle {
+        l.warm_max_idle = cx.duration("warm_max_idle", v, bounds::WARM_MAX_IDLE)?;
+    }
+    if let Some(v) = &raw.congestion {
+        let name = cx.text("congestion", v)?;
+        l.congestion = match name {
+            "default" => None,
+            _ if !name.is_empty()
+                && name.len() < 16
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Some(name.to_owned())
+            }
+            _ => {
+                return Err(cx.invalid(
+                    "congestion",
+                    v,
+                    "expected a congestion control algorithm such as bbr or cubic, or default",
+                ))
+            }
+        };
     }
     if let Some(h) = &raw.health {
         if let Some(v) = &h.interval {
