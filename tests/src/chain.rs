@@ -409,7 +409,8 @@ fn start_relay(envoy: &Envoy, listen: SocketAddr) -> Result<Relay, String> {
     let https = envoy.listener("https");
     let mut options = RelayOptions {
         listeners: vec![
-            RelayListener::new(VISITORS, https).listen(listen),
+            // As deployed: warm connections to Envoy (relay/relay.example.toml).
+            RelayListener::new(VISITORS, https).listen(listen).warm(2),
             RelayListener::new(BALANCER, https).accept_proxy_from("127.0.0.0/8"),
         ],
         metrics: false,

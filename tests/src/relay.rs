@@ -77,6 +77,8 @@ pub struct RelayListener {
     /// CIDRs of L4 balancers whose own PROXY header the relay reads (and passes on the client
     /// address it carries); anyone else sending one is refused.
     pub accept_proxy_from: Vec<String>,
+    /// Warm connections kept to each upstream (0: none).
+    pub warm: usize,
 }
 
 impl RelayListener {
@@ -89,7 +91,14 @@ impl RelayListener {
             upstreams: vec![upstream],
             proxy_protocol: ProxyProtocol::V2,
             accept_proxy_from: Vec::new(),
+            warm: 0,
         }
+    }
+
+    /// Keep `count` warm connections to each upstream (`warm` in the relay's config).
+    pub fn warm(mut self, count: usize) -> Self {
+        self.warm = count;
+        self
     }
 
     /// Accept on `addr` (port 0: the kernel chooses).
@@ -183,12 +192,13 @@ impl RelayOptions {
             let _ = write!(
                 toml,
                 "\n[[listener]]\nname = {:?}\nlisten = \"{}\"\nupstreams = [{}]\n\
-                 proxy_protocol = \"{}\"\naccept_proxy_from = [{}]\n",
+                 proxy_protocol = \"{}\"\naccept_proxy_from = [{}]\nwarm = {}\n",
                 listener.name,
                 listener.listen,
                 quoted(&mut listener.upstreams.iter().map(ToString::to_string)),
                 listener.proxy_protocol.as_str(),
                 quoted(&mut listener.accept_proxy_from.iter().cloned()),
+                listener.warm,
             );
         }
         toml
