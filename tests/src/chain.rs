@@ -86,6 +86,10 @@ pub struct ChainOptions {
     pub geo_db: Option<PathBuf>,
     /// Envoy's log level (default `info`).
     pub log_level: String,
+    /// Run across an emulated long link: the relay in the first namespace (the visitors'
+    /// side), Envoy and the origin in the second, Envoy's listeners on the link's address
+    /// there (see [`ChainOptions::across`]). `None`: everything on this loopback.
+    pub namespaces: Option<(String, String)>,
 }
 
 impl Default for ChainOptions {
@@ -105,6 +109,7 @@ impl Default for ChainOptions {
             plugin_config: None,
             geo_db: None,
             log_level: "info".to_owned(),
+            namespaces: None,
         }
     }
 }
@@ -131,6 +136,15 @@ impl ChainOptions {
     /// Envoy accepts connections only from `cidrs`.
     pub fn relay_prefixes(mut self, cidrs: &[&str]) -> Self {
         self.relay_prefixes = cidrs.iter().map(|cidr| (*cidr).to_owned()).collect();
+        self
+    }
+
+    /// The chain split across `link`: the relay on its cn side, Envoy (listening on the link's
+    /// us address) and the origin on its us side; Envoy accepts the relay's link address. A
+    /// visitor must then connect from the cn side ([`crate::link::in_namespace`]).
+    pub fn across(mut self, link: &crate::link::Link) -> Self {
+        self.namespaces = Some((link.cn().to_owned(), link.us().to_owned()));
+        self.relay_prefixes = vec![format!("{}/32", crate::link::CN_ADDR)];
         self
     }
 
@@ -223,10 +237,19 @@ impl Chain {
             config = config.virtual_host_domains("ferry", &strs(&domains));
         }
         let site = Site::from_plugin_config(&plugin_config)?;
-        let (config, origin) = with_origin(config, &options, &pki, &site)?;
-
-        let envoy = Envoy::try_start(&config).map_err(|err| err.to_string())?;
-        let relay = start_relay(&envoy, options.relay_listen)?;
+        // Across a link, each part starts on a thread inside its side's namespace: the
+        // sockets it makes (and the processes it starts) live there.
+        let (cn, us) = match &options.namespaces {
+            Some((cn, us)) => (Some(cn.as_str()), Some(us.as_str())),
+            None => (None, None),
+        };
+        if us.is_some() {
+            let on_link = SocketAddr::from((crate::link::US_ADDR, 0));
+            config = config.listener_addr("https", on_link);
+        }
+        let (config, origin) = within(us, || with_origin(config, &options, &pki, &site))?;
+        let envoy = within(us, || Envoy::try_start(&config)).map_err(|err| err.to_string())?;
+        let relay = within(cn, || start_relay(&envoy, options.relay_listen))?;
         Ok(Self {
             relay,
             envoy,
@@ -402,6 +425,14 @@ fn with_origin(
         config = config.origin_name(domain);
     }
     Ok((config, Some(origin)))
+}
+
+/// `f`, on a thread in network namespace `ns` if there is one.
+fn within<T: Send>(ns: Option<&str>, f: impl FnOnce() -> T + Send) -> T {
+    match ns {
+        Some(ns) => crate::link::in_namespace(ns, f),
+        None => f(),
+    }
 }
 
 /// The relay in front of Envoy's `https` (and `http`) listener.

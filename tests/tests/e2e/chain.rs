@@ -9,11 +9,14 @@
 //! `Referer` agree with the host the origin sees; responses with many headers pass.
 //!
 //! In the submodules: `relay`, the relay in front of the minimal config with Envoy's PROXY
-//! listener filter; `real_origin`, gunicorn behind the chain. Related: the country and the
+//! listener filter; `real_origin`, gunicorn behind the chain; `long_link`, the chain split across
+//! an emulated 60 ms link, where a new visitor's response comes two round trips after it
+//! connects (root: network namespaces). Related: the country and the
 //! redirect through the same chain in `geo_redirect`; the shipped configs validated in
 //! `deploy`; the streaming matrix through the chain in `rewrite_bodies::streaming_matrix`; a
 //! browser through it in `browser`.
 
+mod long_link;
 mod real_origin;
 mod relay;
 
