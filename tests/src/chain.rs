@@ -164,6 +164,10 @@ impl ChainOptions {
 pub struct Chain {
     relay: Relay,
     envoy: Envoy,
+    /// What Envoy was started with, for [`Chain::restart_envoy`].
+    envoy_config: EnvoyConfig,
+    /// The us side's namespace, when the chain runs across a link.
+    us: Option<String>,
     origin: Option<Origin>,
     site: Site,
     pki: Pki,
@@ -253,6 +257,8 @@ impl Chain {
         Ok(Self {
             relay,
             envoy,
+            envoy_config: config,
+            us: us.map(str::to_owned),
             origin,
             site,
             pki,
@@ -262,6 +268,19 @@ impl Chain {
             plugin_config,
             _temp: temp,
         })
+    }
+
+    /// Restarts Envoy on the same addresses: the running one stops, and with it every
+    /// connection it held (the relay's warm ones included); a new one starts on its ports.
+    pub fn restart_envoy(&mut self) -> Result<(), String> {
+        let mut config = self.envoy_config.clone();
+        for (name, addr) in self.envoy.listeners() {
+            config = config.listener_addr(name, *addr);
+        }
+        self.envoy.stop_in_place();
+        self.envoy = within(self.us.as_deref(), || Envoy::try_start(&config))
+            .map_err(|err| err.to_string())?;
+        Ok(())
     }
 
     /// Where visitors connect: the relay's `visitors` listener.
@@ -444,7 +463,7 @@ fn start_relay(envoy: &Envoy, listen: SocketAddr) -> Result<Relay, String> {
             RelayListener::new(VISITORS, https).listen(listen).warm(2),
             RelayListener::new(BALANCER, https).accept_proxy_from("127.0.0.0/8"),
         ],
-        metrics: false,
+        metrics: true,
     };
     if let Some((_, http)) = envoy.listeners().iter().find(|(name, _)| name == "http") {
         options = options.listener(RelayListener::new(HTTP, *http));

@@ -272,6 +272,11 @@ impl Envoy {
     pub fn stop(mut self) -> Option<ExitStatus> {
         self.process.stop()
     }
+
+    /// Stop Envoy now, keeping this handle (its log stays readable); for a restart.
+    pub fn stop_in_place(&mut self) -> Option<ExitStatus> {
+        self.process.stop()
+    }
 }
 
 /// Poll `text` until a line contains `needle`; the line, or the whole text on timeout.

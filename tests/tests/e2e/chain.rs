@@ -317,3 +317,36 @@ fn responses_with_many_headers_pass_over_both_protocols() {
         );
     }
 }
+
+/// Envoy restarts while the relay holds warm connections to it: they die with the old Envoy,
+/// and no visitor gets one. Every visitor right after the restart is served in full.
+#[test]
+fn visitors_are_served_across_an_envoy_restart_with_warm_connections() {
+    let mut chain = Chain::start(ChainOptions::default());
+    let warm = format!(
+        "ferry_relay_upstream_warm_idle{{listener=\"visitors\",upstream=\"{}\"}}",
+        chain.envoy().listener("https")
+    );
+    chain.relay().wait_metric(&warm, |n| n >= 2);
+    chain
+        .restart_envoy()
+        .expect("a second Envoy on the same ports");
+    for i in 0..10 {
+        let response = chain.client("www.example.cn").get("www.example.cn", "/");
+        assert_eq!(response.status, 200, "visitor {i}");
+        let body = String::from_utf8_lossy(&response.body);
+        assert!(
+            body.contains("</html>"),
+            "visitor {i} got a cut page: {body}"
+        );
+    }
+    let discarded = format!(
+        "ferry_relay_upstream_warm_discarded_total{{listener=\"visitors\",upstream=\"{}\"}}",
+        chain.envoy().listener("https")
+    );
+    let dead = chain.relay().metric(&discarded).unwrap_or(0);
+    assert!(
+        dead >= 1,
+        "no warm connection was found dead after the restart"
+    );
+}
