@@ -1,14 +1,16 @@
 # shellcheck shell=bash
-# The helpers bench/run.sh and bench/relay/run.sh share: one copy of each. Sourced by both after
-# they set ROOT (the checkout) and WORK (their output folder); sourcing installs the clean-up.
+# The helpers the benchmarks (bench/run.sh, bench/relay/run.sh, bench/wan/run.sh) share: one copy
+# of each. Sourced by each after it sets ROOT (the checkout) and WORK (its output folder);
+# sourcing installs the clean-up.
 #
 # What the sourcing script sets, and the helpers read when called:
 #   USAGE_END  the last line of the script's opening comment that --help prints
 #   SYSTEMS    every system, the default of --only
 #   NUMBERS    the variables that --NAME N sets (whole numbers); POSITIVE: those that must be > 0
 #   SWITCHES   the variables that --no-NAME sets to 0
-#   PIN PROXY_CPU LOAD_CPU  pinning; LOAD_SIDE: what runs on LOAD_CPU, in words
-#   NSX        optional: the prefix `start` runs commands under (bench/relay's network namespace)
+#   PIN PROXY_CPU LOAD_CPU  pinning (PIN=0: none); LOAD_SIDE: what runs on LOAD_CPU, in words
+#   NSX        optional: the prefix `start` runs commands under (bench/relay's network namespace;
+#              bench/wan sets it per call, one namespace or the other)
 #   on_exit    optional function: runs at exit, once every recorded process is stopped
 #   command_line  function: how to repeat this run (for the report)
 
@@ -246,9 +248,9 @@ commit_id() {
   echo "$id"
 }
 
-# meta_common: the meta.tsv lines both reports read (bench/benchlib.py): the machine, how the run
-# was made and pinned.
-meta_common() {
+# meta_machine: the meta.tsv lines every report reads (bench/benchlib.py): the machine, the
+# command, the systems and rounds.
+meta_machine() {
   printf 'date\t%s\n' "$STARTED"
   printf 'cpu\t%s\n' "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
   printf 'cores\t%s\n' "$(nproc)"
@@ -257,6 +259,12 @@ meta_common() {
   printf 'command\t%s\n' "$(command_line)"
   printf 'systems\t%s\n' "${SYSTEMS[*]}"
   printf 'rounds\t%s\n' "$ROUNDS"
+}
+
+# meta_common: meta_machine, and how a load test was made and pinned (bench/run.sh and
+# bench/relay/run.sh).
+meta_common() {
+  meta_machine
   printf 'duration\t%s\n' "$DURATION"
   printf 'warmup\t%s\n' "$WARMUP"
   printf 'pinning\t%s\n' "$( ((PIN)) && echo "proxies on CPU $PROXY_CPU; $LOAD_SIDE on CPU $LOAD_CPU" || echo "none")"
