@@ -37,7 +37,8 @@
 //!
 //! The `ferry-demo` binary (`src/bin/ferry-demo.rs`) runs the whole chain in front of the demo
 //! site (or a real origin); `ferry-mmdb` (`src/bin/ferry-mmdb.rs`) turns `NETWORK COUNTRY`
-//! lines into a country database; `tests/harness/` tests this harness itself.
+//! lines into a country database; `ferry-wan` (`src/bin/ferry-wan/`) does the parts of
+//! `./run bench-wan` that need this harness (files, the origin, page loads in Chromium); `tests/harness/` tests this harness itself.
 //!
 //! # Example
 //! ```no_run
