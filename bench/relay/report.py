@@ -10,6 +10,9 @@ every test, system and round, WORK/runs/TEST/SYSTEM/ROUND.*:
   .after   and "cpuN busy total irq" per core from /proc/stat, around the run
   .failed  present if the load tool failed
   idle runs also: .drain (seconds until the proxy had closed every connection), .closewait
+  slow runs: .before (proctree), .held (1 s after the last client sent its byte) and .after
+           (HOLD s later), both with the load tool, the echo server and /proc/stat's cores;
+           .hold (seconds between the two), .honest (tcpload connrtt during the attack), .drain
 
 Each figure is the median over the rounds that did not fail. "Others' CPU" is the most CPU (in %
 of one core, worst round) used by processes that are not part of the benchmark: busy time of all
@@ -43,6 +46,9 @@ THROUGHPUT = {
 # The goals of issue 3, for ferry-relay against HAProxy.
 GOAL_THROUGHPUT = 1.2
 GOAL_IDLE_KIB = 20.0
+# Issue 11's: short connections/s at least HAProxy's; 1 stream at least 1.2x HAProxy's, at no
+# more CPU per GB.
+GOAL_RATE = 1.0
 
 
 def keyvals(text: str, first: str) -> dict:
@@ -64,6 +70,10 @@ class Run:
         if self.test == "idle":
             self.others, self.pcore, self.lcore = 0.0, None, None
             self._idle()
+            return
+        if self.test == "slow":
+            self.others, self.pcore, self.lcore = 0.0, None, None
+            self._slow(clk)
             return
         before, after = read_sample(prefix.with_suffix(".before")), read_sample(prefix.with_suffix(".after"))
         real, user, sys_ = read_time(prefix.with_suffix(".time"))
@@ -129,6 +139,36 @@ class Run:
         f["errors"] = f["failed_to_open"] + max(0, f["closed"])
 
 
+    def _slow(self, clk: int):
+        f = self.figures
+        if self.failed:
+            return
+        ready = keyvals(self.out, "ready")
+        end = keyvals(self.out, "end")
+        before = read_sample(self.prefix.with_suffix(".before"))
+        held = read_sample(self.prefix.with_suffix(".held"))
+        after = read_sample(self.prefix.with_suffix(".after"))
+        hold = float(self.prefix.with_suffix(".hold").read_text())
+        f["opened"] = int(ready["opened"])
+        f["failed_to_open"] = int(ready["failed"])
+        for k in ("waiting", "answered", "closed", "reset"):
+            f[k] = int(end.get(k, -1))
+        f["take_cpu"] = cpu_seconds(before, held, "proxy", clk)
+        f["hold_cpu"] = cpu_seconds(held, after, "proxy", clk)
+        f["fds"] = after["proxy"][4] - before["proxy"][4]
+        f["rss_mib"] = (after["proxy"][1] - before["proxy"][1]) / 1024
+        ours = sum(cpu_seconds(held, after, n, clk) for n in ("proxy", "load", "upstream"))
+        self.others = others_cpu(held, after, clk, ours, hold)
+        honest = self.prefix.with_suffix(".honest")
+        kv = keyvals(honest.read_text(), "connrtt") if honest.exists() else {}
+        f["honest_p50"] = float(kv["p50_us"]) if kv else None
+        f["honest_p99"] = float(kv["p99_us"]) if kv else None
+        drain = self.prefix.with_suffix(".drain").read_text().split("\n", 1)
+        f["drain_s"] = float(drain[0])
+        f["drain_note"] = drain[1].strip() if len(drain) > 1 else ""
+        f["errors"] = f["failed_to_open"]
+
+
 def one_line(run: Run) -> str:
     f = run.figures
     if run.failed:
@@ -141,6 +181,10 @@ def one_line(run: Run) -> str:
     if run.test == "idle":
         return (f"{f['rss']:.1f} KiB RSS per connection ({f['pss']:.1f} KiB PSS), "
                 f"{f['pipes']:.0f} pipes opened, closed in {f['drain_s']:.1f} s")
+    if run.test == "slow":
+        return (f"{f['take_cpu']:.2f} CPU s to take them, {f['hold_cpu']:.2f} s to hold them, "
+                f"{f['fds']:,} descriptors, {f['waiting']:,} still waiting, "
+                f"{f['answered']:,} passed on")
     return f"p50 {f['p50']:.0f} us, p99 {f['p99']:.0f} us"
 
 
@@ -198,8 +242,9 @@ def main() -> None:
     w(f"| ferry-relay | `{meta['cmd_ferry']}` |")
     w(f"| HAProxy | `{meta['cmd_haproxy']}` |")
     w(f"| socat | `{meta['cmd_socat']}` |")
-    for t in ("up1", "up8", "down1", "down8", "rate", "rtt", "connrtt", "idle"):
-        w(f"| {t} | `{meta['cmd_' + t]}` |")
+    for t in ("up1", "up8", "down1", "down8", "rate", "rtt", "connrtt", "idle", "slow"):
+        if "cmd_" + t in meta:
+            w(f"| {t} | `{meta['cmd_' + t]}` |")
     w("")
 
     def flags(test, s):
@@ -343,6 +388,58 @@ def main() -> None:
                              "during the hold.")
     w("")
 
+    # The one-byte slow-client attack.
+    slow_systems = [s for s in ("ferry", "haproxy") if runs.get(("slow", s))]
+    if slow_systems:
+        w("## One-byte slow clients\n")
+        n_note = ""
+        if meta["slow"] != meta["slow_wanted"]:
+            n_note = f" ({meta['slow_wanted']} were asked for; `ulimit -n` allows {meta['slow']})"
+        w(f"{int(meta['slow']):,} clients{n_note}, from 32 loopback addresses, each connect to the "
+          "proxy's `slow` listener, send \"P\" (the first byte of a PROXY v1 signature) and stop. "
+          "Both proxies trust PROXY headers only from 10.255.0.0/16 (none of the clients), so each "
+          "waits up to 30 s for the bytes that tell whether a client opens with a PROXY header, "
+          f"under the same limits: max_connections {int(meta['slow_maxconn']):,} (HAProxy: the "
+          "frontend's maxconn), max_per_ip 256 (HAProxy: a stick table of open connections per "
+          f"source); neither is reached ({-(-int(meta['slow']) // 32)} clients per address at "
+          "most). Each round starts a fresh proxy "
+          "process. Taking them: the proxy's CPU from before the first client to 1 s after the "
+          f"last had sent its byte; holding them: its CPU over the next {meta['hold']} s. "
+          "Descriptors and memory (RSS): what the proxy holds then, over what it held before. "
+          "Still waiting / passed on: what each client found at the end (nothing back yet / its "
+          "byte echoed: the proxy stopped waiting and forwarded it); refused: closed or reset. "
+          "Honest clients: 200 connections one at a time (connect, 64-byte round trip, close) "
+          "during the attack. Closed in: from the clients closing to the proxy holding none.\n")
+        w("| System | Clients | Still waiting | Passed on | Refused | CPU to take them | "
+          "CPU to hold them | Descriptors held | Memory | Honest client p50 | p99 | Closed in | "
+          "Others' CPU |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for s in slow_systems:
+            rs = good("slow", s)
+            if not rs:
+                w(f"| {LABEL[s]} | failed | | | | | | | | | | | |")
+                continue
+            f = lambda k: med([r.figures.get(k) for r in rs])  # noqa: E731
+            refused = med([r.figures["closed"] + r.figures["reset"] for r in rs])
+            worst = max(r.others for r in rs)
+            if worst > DISTURBED:
+                disturbed.append(f"slow/{s}")
+            w(f"| {LABEL[s]} | {fmt(f('opened'))} | {fmt(f('waiting'))} | {fmt(f('answered'))} | "
+              f"{fmt(refused)} | {fmt(f('take_cpu'), '.2f')} s | {fmt(f('hold_cpu'), '.2f')} s | "
+              f"{fmt(f('fds'))} | {fmt(f('rss_mib'), '.1f')} MiB | {fmt(f('honest_p50'), '.0f')} us | "
+              f"{fmt(f('honest_p99'), '.0f')} us | {fmt(f('drain_s'), '.1f')} s | {worst:.0f}% |")
+            for r in rs:
+                if r.figures["drain_note"]:
+                    notes.append(f"slow, {LABEL[s]}, round {r.prefix.name}: {r.figures['drain_note']}")
+                if r.figures["failed_to_open"]:
+                    notes.append(f"slow, {LABEL[s]}, round {r.prefix.name}: "
+                                 f"{r.figures['failed_to_open']} clients failed to connect or send.")
+        by_round = "; ".join(
+            f"{LABEL[s]} " + ", ".join(f"{r.figures['take_cpu']:.2f}/{r.figures['hold_cpu']:.2f} s, "
+                                        f"{r.figures['fds']:,} descriptors" for r in good("slow", s))
+            for s in slow_systems)
+        w(f"\nBy round (CPU to take/hold): {by_round}.\n")
+
     # Goals.
     if "ferry" in systems and "haproxy" in systems:
         w("## Goals of issue 3 (ferry-relay against HAProxy)\n")
@@ -366,6 +463,27 @@ def main() -> None:
         w(f"| Under {GOAL_IDLE_KIB:.0f} KiB per idle connection | {fmt(fi, '.1f')} KiB RSS "
           f"(HAProxy {fmt(med([r.figures.get('rss') for r in good('idle', 'haproxy')]), '.1f')} KiB) | "
           f"{'yes' if ok else 'no'} |")
+        w("")
+        w("## Goals of issue 11 (ferry-relay against HAProxy)\n")
+        w("| Goal | Measured | Met |\n|---|---|---|")
+        ok = fr is not None and hr and fr / hr >= GOAL_RATE
+        w(f"| Short connections/s >= {GOAL_RATE}x HAProxy's | {fmt(fr)} vs {fmt(hr)}: "
+          f"**{ratio(fr, hr)}** | {'yes' if ok else 'no'} |")
+        for test in ("up1", "down1"):
+            fg, hg = median_of(test, "ferry", "gbps"), median_of(test, "haproxy", "gbps")
+            fc, hc = median_of(test, "ferry", "cpu_per_gb"), median_of(test, "haproxy", "cpu_per_gb")
+            ok = (fg is not None and hg and fg / hg >= GOAL_THROUGHPUT and fc is not None
+                  and hc is not None and fc <= hc)
+            w(f"| {THROUGHPUT[test]}: >= {GOAL_THROUGHPUT}x HAProxy's Gbit/s at no more CPU per GB | "
+              f"{fmt(fg, '.2f')} vs {fmt(hg, '.2f')} Gbit/s (**{ratio(fg, hg)}**), {fmt(fc, '.2f')} vs "
+              f"{fmt(hc, '.2f')} CPU s/GB (**{ratio(fc, hc)}**) | {'yes' if ok else 'no'} |")
+        fs, hs = good("slow", "ferry"), good("slow", "haproxy")
+        if fs and hs:
+            fig = lambda rs, k: med([r.figures.get(k) for r in rs])  # noqa: E731
+            w(f"| A figure for {int(meta['slow']):,} one-byte slow clients | ferry-relay "
+              f"{fmt(fig(fs, 'take_cpu'), '.2f')} + {fmt(fig(fs, 'hold_cpu'), '.2f')} CPU s, "
+              f"{fmt(fig(fs, 'fds'))} descriptors; HAProxy {fmt(fig(hs, 'take_cpu'), '.2f')} + "
+              f"{fmt(fig(hs, 'hold_cpu'), '.2f')} CPU s, {fmt(fig(hs, 'fds'))} descriptors | yes |")
         w("")
 
     # What the proxies said.

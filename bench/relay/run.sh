@@ -2,7 +2,7 @@
 # Ferry's relay benchmark: ferry-relay beside HAProxy (mode tcp, option splice-auto) and socat.
 #
 #   ./run bench-relay [--rounds N] [--duration S] [--warmup S] [--idle N] [--concurrency N]
-#                     [--only ferry,haproxy,socat] [--no-pin]
+#                     [--slow N] [--hold S] [--only ferry,haproxy,socat] [--no-pin]
 #
 # Run it through ./run (which checks for Rust); it must run as root (a network namespace, sysctls
 # inside it, apt-get). It installs haproxy, socat, iperf3 and gcc from Debian if missing, builds
@@ -17,6 +17,9 @@
 #   rate         short connections/s: connect, 16 bytes echoed, close (bench/relay/tcpload.c)
 #   latency      64-byte round trips on one connection, and connect + round trip + close
 #   idle         memory per idle connection, with 10,000 open (fewer if `ulimit -n` forbids)
+#   slow         the one-byte slow-client attack: 5,000 clients each send "P" (the first byte of
+#                a PROXY signature) and stop; the proxy's CPU and descriptors over a --hold
+#                window (ferry-relay and HAProxy, with the same checks and limits)
 # Upstreams: one iperf3 server, and an epoll echo server in C (bench/relay/echo.c) that costs
 # far less per connection than any proxy. Each proxy gets one thread. On a machine with 2 or more
 # cores the proxies run on one core (PROXY_CPU) and everything else, load and upstreams, on
@@ -35,6 +38,8 @@ ROUNDS=3
 DURATION=5
 WARMUP=2
 IDLE=10000
+SLOW=5000
+HOLD=10
 CONCURRENCY=64
 RTT_COUNT=20000
 CONNRTT_COUNT=2000
@@ -45,8 +50,8 @@ PROXY_CPU=1
 LOAD_CPU=0
 LOAD_SIDE="load tools, iperf3 server and echo server"
 USAGE_END=12
-NUMBERS=(ROUNDS DURATION WARMUP IDLE CONCURRENCY)
-POSITIVE=(ROUNDS DURATION CONCURRENCY)
+NUMBERS=(ROUNDS DURATION WARMUP IDLE SLOW HOLD CONCURRENCY)
+POSITIVE=(ROUNDS DURATION CONCURRENCY HOLD)
 SWITCHES=(PIN)
 MAXPIPES=256
 NS=ferry-bench-relay
@@ -57,6 +62,7 @@ UPSTREAM_ECHO_PORT=6000
 METRICS_PORT=7901
 declare -A BULK_PORT=([direct]=$IPERF_PORT [ferry]=7001 [haproxy]=7002 [socat]=7003)
 declare -A ECHO_PORT=([direct]=$UPSTREAM_ECHO_PORT [ferry]=7101 [haproxy]=7102 [socat]=7103)
+declare -A SLOW_PORT=([ferry]=7201 [haproxy]=7202)
 declare -A LABEL=([direct]="direct (no proxy)" [ferry]="ferry-relay" [haproxy]="HAProxy" [socat]="socat")
 
 parse_args "$@"
@@ -113,7 +119,14 @@ raise_fd_limit() {
     warn "ulimit -n is at most $FD_LIMIT here (hard limit; no CAP_SYS_RESOURCE to raise it): the idle test opens $fits connections, not $IDLE"
     IDLE=$fits
   fi
-  HAPROXY_MAXCONN=$((IDLE + 20))
+  SLOW_WANTED=$SLOW
+  if ((SLOW > fits)); then
+    warn "ulimit -n is at most $FD_LIMIT here: the slow-client attack opens $fits connections, not $SLOW"
+    SLOW=$fits
+  fi
+  # The slow listener's max_connections (HAProxy: its frontend's maxconn): all that fits.
+  SLOW_MAXCONN=$fits
+  HAPROXY_MAXCONN=$((fits + 20))
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -147,6 +160,7 @@ render() { # render TEMPLATE OUT: fill the @NAME@ placeholders
   sed -e "s|@MAXCONN@|$HAPROXY_MAXCONN|g" -e "s|@MAXPIPES@|$MAXPIPES|g" \
     -e "s|@METRICS_PORT@|$METRICS_PORT|g" -e "s|@IPERF_PORT@|$IPERF_PORT|g" \
     -e "s|@UPSTREAM_ECHO_PORT@|$UPSTREAM_ECHO_PORT|g" \
+    -e "s|@SLOW_PORT@|${SLOW_PORT[$3]:-}|g" -e "s|@SLOW_MAXCONN@|$SLOW_MAXCONN|g" \
     -e "s|@BULK_PORT@|${BULK_PORT[$3]}|g" -e "s|@ECHO_PORT@|${ECHO_PORT[$3]}|g" "$1" >"$2"
 }
 
@@ -172,6 +186,7 @@ start_proxy() { # start_proxy NAME: one proxy process (ferry, haproxy, socat_bul
   local s=${1%_*}
   [[ $1 == socat_echo ]] || wait_port "$1" "${BULK_PORT[$s]}"
   [[ $1 == socat_bulk ]] || wait_port "$1" "${ECHO_PORT[$s]}"
+  [[ -z ${SLOW_PORT[$1]:-} ]] || wait_port "$1" "${SLOW_PORT[$1]}"
 }
 
 restart_proxy() { # restart_proxy NAME: a fresh process, for a measurement that needs one
@@ -410,6 +425,77 @@ measure_idle() {
   done
 }
 
+# The one-byte slow-client attack: SLOW clients each send "P" and stop, against the `slow`
+# listener of ferry-relay (first-byte check on: PROXY headers trusted only from a range none of
+# them is in; max_connections, max_per_ip 256) and HAProxy's `slow` frontend with the same
+# checks and limits (bench/relay/haproxy.cfg says how). Each round starts a fresh proxy process.
+# Samples: before the clients, 1 s after all of them sent their byte (the cost of taking them),
+# and HOLD seconds later (the cost of holding them, and what is held); then 200 honest
+# connections one at a time (connect, 64-byte round trip, close) while the attack goes on.
+slow_one() { # slow_one SYSTEM ROUND
+  local s=$1 r=$2 out pid line procs sockets t0 pin=()
+  out=$WORK/runs/slow/$s/$r
+  mkdir -p "$(dirname "$out")"
+  restart_proxy "$s"
+  "${NSX[@]}" "$WORK/bin/tcpload" check "127.0.0.1:${SLOW_PORT[$s]}" 65536 >/dev/null ||
+    die "slow ${LABEL[$s]}: the restarted proxy does not forward"
+  sleep 0.5
+  proctree "proxy=${PID[$s]}" >"$out.before"
+  read -r _ _ _ _ procs _ _ sockets <"$out.before"
+  local before_sockets=$sockets
+  if ((PIN)); then pin=(taskset -c "$LOAD_CPU"); fi
+  "${NSX[@]}" "${pin[@]}" "$WORK/bin/tcpload" slow "127.0.0.1:${SLOW_PORT[$s]}" "$SLOW" </dev/null >"$out.out" 2>"$out.err" &
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1800); do
+    grep -q '^ready' "$out.out" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  line=$(grep '^ready' "$out.out" || true)
+  if [[ -z $line ]]; then
+    warn "slow ${LABEL[$s]}: the clients were not all open within 3 minutes: $(cat "$out.err")"
+    stop_pids "$pid"
+    forget "$pid"
+    touch "$out.failed"
+    return
+  fi
+  sleep 1
+  { proctree "proxy=${PID[$s]}" "load=$pid" "upstream=${PID[echo]}"; cores; } >"$out.held"
+  t0=$EPOCHREALTIME
+  sleep "$HOLD"
+  { proctree "proxy=${PID[$s]}" "load=$pid" "upstream=${PID[echo]}"; cores; } >"$out.after"
+  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.2f\n", b - a}' >"$out.hold"
+  "${NSX[@]}" "${pin[@]}" "$WORK/bin/tcpload" connrtt "127.0.0.1:${SLOW_PORT[$s]}" 200 >"$out.honest" 2>&1 ||
+    warn "slow ${LABEL[$s]}: an honest client failed during the attack: $(cat "$out.honest")"
+  stop_pids "$pid" # tcpload counts what became of its clients, then closes them all
+  wait "$pid" 2>/dev/null || true
+  forget "$pid"
+  t0=$EPOCHREALTIME
+  for _ in $(seq 600); do
+    read -r _ _ _ _ procs _ _ sockets < <(proctree "proxy=${PID[$s]}")
+    ((sockets > before_sockets + 4)) || break
+    sleep 0.1
+  done
+  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f\n", b - a}' >"$out.drain"
+  ((sockets <= before_sockets + 4)) || echo "not drained after 60 s: $sockets sockets (before: $before_sockets)" >>"$out.drain"
+  printf '    slow     round %d/%d  %-18s %s; %s\n' "$r" "$ROUNDS" "${LABEL[$s]}" \
+    "$(one "$out")" "$line" >&2
+}
+
+measure_slow() {
+  local r s systems=()
+  for s in ferry haproxy; do has "$s" && systems+=("$s"); done
+  ((${#systems[@]})) || return 0
+  say "slow: $SLOW one-byte clients against each proxy's slow listener, held ${HOLD} s"
+  for r in $(seq "$ROUNDS"); do
+    for s in $(rotated "$((r - 1))" "${systems[@]}"); do
+      wait_quiet
+      slow_one "$s" "$r"
+    done
+  done
+}
+
 # ---------------------------------------------------------------------------------------------
 command_line() {
   if [[ -n ${FERRY_RELAY_BIN:-} ]]; then
@@ -431,15 +517,20 @@ report() {
     printf 'concurrency\t%s\n' "$CONCURRENCY"
     printf 'idle\t%s\n' "$IDLE"
     printf 'idle_wanted\t%s\n' "$IDLE_WANTED"
+    printf 'slow\t%s\n' "$SLOW"
+    printf 'slow_wanted\t%s\n' "$SLOW_WANTED"
+    printf 'slow_maxconn\t%s\n' "$SLOW_MAXCONN"
+    printf 'hold\t%s\n' "$HOLD"
     printf 'fd_limit\t%s\n' "$FD_LIMIT"
     printf 'haproxy_maxconn\t%s\n' "$HAPROXY_MAXCONN"
     printf 'maxpipes\t%s\n' "$MAXPIPES"
-    printf 'sysctls\t%s\n' "$("${NSX[@]}" sysctl -n net.ipv4.ip_local_port_range | tr '\t' '-'), tcp_tw_reuse $("${NSX[@]}" sysctl -n net.ipv4.tcp_tw_reuse), somaxconn $("${NSX[@]}" sysctl -n net.core.somaxconn)"
+    printf 'sysctls\t%s\n' "$("${NSX[@]}" sysctl -n net.ipv4.ip_local_port_range | tr '\t' '-'), tcp_tw_reuse $("${NSX[@]}" sysctl -n net.ipv4.tcp_tw_reuse), somaxconn $("${NSX[@]}" sysctl -n net.core.somaxconn), congestion control $("${NSX[@]}" sysctl -n net.ipv4.tcp_congestion_control)"
     for t in "${TESTS[@]}"; do
       load_cmd "$t" PROXY "$DURATION"
       printf 'cmd_%s\t%s\n' "$t" "$(quoted "${LOAD[@]}" | sed "s|$WORK/bin/|.bench/relay/bin/|")"
     done
     printf 'cmd_idle\t%s\n' ".bench/relay/bin/tcpload idle 127.0.0.1:PORT $IDLE"
+    printf 'cmd_slow\t%s\n' ".bench/relay/bin/tcpload slow 127.0.0.1:PORT $SLOW; during it: tcpload connrtt 127.0.0.1:PORT 200"
     printf 'cmd_ferry\t%s\n' "TOKIO_WORKER_THREADS=1 ferry-relay --config .bench/relay/ferry-relay.toml (from bench/relay/ferry-relay.toml)"
     printf 'cmd_haproxy\t%s\n' "haproxy -db -f .bench/relay/haproxy.cfg (from bench/relay/haproxy.cfg)"
     printf 'cmd_socat\t%s\n' "socat TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay TCP:127.0.0.1:UPSTREAM,nodelay"
@@ -462,9 +553,11 @@ say "starting iperf3, the echo server and: ${SYSTEMS[*]}"
 start_all
 say "checking that each proxy returns every byte ($((CHECK_BYTES >> 20)) MiB through the echo server, then FIN)"
 check_all
-say "measuring: ${ROUNDS} rounds, systems alternated; about $((((${#SYSTEMS[@]} + 1) * ROUNDS * (5 * DURATION + 25) + ${#SYSTEMS[@]} * ROUNDS * 10) / 60 + 1)) minutes"
+say "measuring: ${ROUNDS} rounds, systems alternated; about $((((${#SYSTEMS[@]} + 1) * ROUNDS * (5 * DURATION + 25) + ${#SYSTEMS[@]} * ROUNDS * 10 + 2 * ROUNDS * (HOLD + 15)) / 60 + 1)) minutes"
 measure
 ferry_metrics "$WORK/ferry-metrics.txt"
 measure_idle
 ferry_metrics "$WORK/ferry-metrics-idle.txt"
+measure_slow
+ferry_metrics "$WORK/ferry-metrics-slow.txt"
 report

@@ -16,11 +16,20 @@
  *                                                SIGTERM/SIGINT count how many are still open
  *                                                (none closed or reset by the proxy), print
  *                                                "end ..." and exit
+ *   tcpload slow    IP:PORT N                    the one-byte slow-client attack: open N
+ *                                                connections, each sends "P" (the first byte of
+ *                                                a PROXY v1 signature) and nothing more; print
+ *                                                "ready ...", hold them; on SIGTERM/SIGINT
+ *                                                count those still waiting (nothing came back),
+ *                                                answered (bytes came back: the proxy passed
+ *                                                the byte on), closed and reset, print
+ *                                                "end ..." and exit
  *
  * Output is one line of key=value pairs (latencies in microseconds) for bench/relay/run.sh.
  * rate and idle connect from 127.0.0.2-127.0.0.9 in turn (IP_BIND_ADDRESS_NO_PORT), so
- * ephemeral ports run out eight times later; the proxy's own connections to its upstream come
- * from 127.0.0.1. All sockets set TCP_NODELAY. Built by bench/relay/run.sh with gcc -O2.
+ * ephemeral ports run out eight times later; slow from 127.0.0.2-127.0.0.33, so 5,000 clients
+ * are 157 per address, under a per-address limit of 256. The proxy's own connections to its
+ * upstream come from 127.0.0.1. All sockets set TCP_NODELAY. Built by bench/relay/run.sh with gcc -O2.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -46,7 +55,7 @@
 #define RTT_MSG 64
 
 static struct sockaddr_in target;
-static unsigned next_source;
+static unsigned next_source, sources = SOURCES;
 
 static double now_us(void) {
     struct timespec ts;
@@ -67,7 +76,7 @@ static int open_conn(int nonblocking, int rotate) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (rotate) {
         struct sockaddr_in src = {.sin_family = AF_INET};
-        src.sin_addr.s_addr = htonl(0x7f000002u + next_source++ % SOURCES);
+        src.sin_addr.s_addr = htonl(0x7f000002u + next_source++ % sources);
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) { close(fd); return -1; }
     }
@@ -342,6 +351,64 @@ static int do_idle(int n) {
     return 0;
 }
 
+/* ---- slow ------------------------------------------------------------------------------- */
+static int do_slow(int n) {
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < (rlim_t)n + 64) {
+        fprintf(stderr, "tcpload: ulimit -n is %lu, %d connections need more\n",
+                (unsigned long)rl.rlim_cur, n);
+        return 1;
+    }
+    sources = 32;
+    int *fds = malloc((size_t)n * sizeof *fds);
+    int opened = 0, failed = 0, in_flight = 0, next = 0;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event events[256];
+    double t0 = now_us(), deadline = t0 + 120e6;
+    /* Up to 256 handshakes in flight, as in idle. */
+    while (opened + failed < n && now_us() < deadline) {
+        while (in_flight < 256 && next < n) {
+            int fd = open_conn(1, 1);
+            if (fd < 0) { fds[next++] = -1; failed++; continue; }
+            fds[next] = fd;
+            struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)next};
+            epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+            next++;
+            in_flight++;
+        }
+        int k = epoll_wait(ep, events, 256, 1000);
+        for (int i = 0; i < k; i++) {
+            int idx = (int)events[i].data.u64, fd = fds[idx];
+            int err = 0;
+            socklen_t len = sizeof err;
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+            in_flight--;
+            if (err || send(fd, "P", 1, MSG_NOSIGNAL) != 1) { close(fd); fds[idx] = -1; failed++; }
+            else opened++;
+        }
+    }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    printf("ready opened=%d failed=%d seconds=%.1f\n", opened, failed, (now_us() - t0) / 1e6);
+    fflush(stdout);
+    while (!stop) pause();
+    int waiting = 0, answered = 0, closed = 0, reset = 0;
+    for (int i = 0; i < next; i++) {
+        if (fds[i] < 0) continue;
+        char c;
+        ssize_t r = recv(fds[i], &c, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (r > 0) answered++;
+        else if (r == 0) closed++;
+        else if (errno == EAGAIN) waiting++;
+        else reset++;
+    }
+    printf("end waiting=%d answered=%d closed=%d reset=%d\n", waiting, answered, closed, reset);
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (argc < 4 || parse_addr(argv[2], &target) < 0) goto usage;
@@ -350,7 +417,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "rtt")) return do_rtt(atol(argv[3]), 0);
     if (!strcmp(argv[1], "connrtt")) return do_rtt(atol(argv[3]), 1);
     if (!strcmp(argv[1], "idle")) return do_idle(atoi(argv[3]));
+    if (!strcmp(argv[1], "slow")) return do_slow(atoi(argv[3]));
 usage:
-    fprintf(stderr, "usage: tcpload check|rate|rtt|connrtt|idle IP:PORT ARGS (see the source)\n");
+    fprintf(stderr, "usage: tcpload check|rate|rtt|connrtt|idle|slow IP:PORT ARGS (see the source)\n");
     return 64;
 }

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ListenerConfig};
-use crate::connection::{self, ListenerState};
+use crate::connection::{self, ClientOptions, ListenerState};
 use crate::health;
 use crate::limits::Limits;
 use crate::metrics::{ListenerMetrics, Registry};
@@ -241,11 +241,14 @@ impl Server {
             limits,
             Arc::clone(&metrics),
         ))));
+        let options = ClientOptions::of(settings);
         let (sockets, bound) =
-            bind_reuseport(settings.listen, self.workers).map_err(|source| ServerError::Bind {
-                name: settings.name.clone(),
-                addr: settings.listen,
-                source,
+            bind_reuseport(settings.listen, self.workers, options).map_err(|source| {
+                ServerError::Bind {
+                    name: settings.name.clone(),
+                    addr: settings.listen,
+                    source,
+                }
             })?;
         let accept = sockets
             .into_iter()
@@ -254,6 +257,7 @@ impl Server {
                     socket,
                     Arc::clone(&state),
                     Arc::clone(&self.connections),
+                    options,
                 ))
             })
             .collect();
@@ -415,7 +419,11 @@ fn usable_congestion(listener: &str, algorithm: Option<&str>) -> Option<String> 
 /// `SO_REUSEPORT` would also let this relay join a port another process holds with it (a second
 /// relay started by mistake, which would then take a share of the connections): a bind without
 /// it first proves the port free, and the group binds right after.
-fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<TcpListener>, SocketAddr)> {
+fn bind_reuseport(
+    addr: SocketAddr,
+    count: usize,
+    options: ClientOptions,
+) -> io::Result<(Vec<TcpListener>, SocketAddr)> {
     if addr.port() != 0 {
         let probe = socket2::Socket::new(
             socket2::Domain::for_address(addr),
@@ -434,16 +442,18 @@ fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<TcpListener
             });
         }
     }
-    let first = bind_one(addr)?;
+    let first = bind_one(addr, options)?;
     let bound = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..count {
-        sockets.push(bind_one(bound)?);
+        sockets.push(bind_one(bound, options)?);
     }
     Ok((sockets, bound))
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A listening socket whose accepted sockets inherit `options` (set before `listen`, so no
+/// connection is accepted without them).
+fn bind_one(addr: SocketAddr, options: ClientOptions) -> io::Result<TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -452,6 +462,7 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
+    options.apply(&socket)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
     TcpListener::from_std(socket.into())
@@ -463,12 +474,18 @@ async fn accept_loop(
     listener: TcpListener,
     state: Arc<RwLock<Arc<ListenerState>>>,
     connections: Arc<Connections>,
+    inherited: ClientOptions,
 ) {
     let mut last_warning: Option<tokio::time::Instant> = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let state = state.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let options = ClientOptions::of(&state.settings);
+                if options != inherited {
+                    // A reload changed them since the bind. Failures only cost latency.
+                    let _ = options.apply(&socket2::SockRef::from(&stream));
+                }
                 // Refused here, before a task exists or a byte is waited for.
                 let Some(admitted) = connection::admit(stream, peer, &state) else {
                     continue;
@@ -504,9 +521,45 @@ async fn accept_loop(
 mod tests {
     use super::*;
 
+    /// What spares each connection its `setsockopt` calls: accepted sockets inherit the
+    /// listening socket's TCP_NODELAY and keep-alive (time included).
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_and_keepalive() {
+        for options in [
+            ClientOptions {
+                nodelay: true,
+                keepalive: Some(Duration::from_secs(77)),
+            },
+            ClientOptions {
+                nodelay: false,
+                keepalive: None,
+            },
+        ] {
+            let (sockets, bound) =
+                bind_reuseport(SocketAddr::from(([127, 0, 0, 1], 0)), 1, options).unwrap();
+            let _client = std::net::TcpStream::connect(bound).unwrap();
+            let (accepted, _) = sockets[0].accept().await.unwrap();
+            let socket = socket2::SockRef::from(&accepted);
+            assert_eq!(socket.nodelay().unwrap(), options.nodelay, "{options:?}");
+            assert_eq!(
+                socket.keepalive().unwrap(),
+                options.keepalive.is_some(),
+                "{options:?}"
+            );
+            if let Some(idle) = options.keepalive {
+                assert_eq!(socket.keepalive_time().unwrap(), idle);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn every_socket_of_a_listener_shares_the_port_the_kernel_chose() {
-        let (sockets, bound) = bind_reuseport(SocketAddr::from(([127, 0, 0, 1], 0)), 4).unwrap();
+        let options = ClientOptions {
+            nodelay: true,
+            keepalive: None,
+        };
+        let (sockets, bound) =
+            bind_reuseport(SocketAddr::from(([127, 0, 0, 1], 0)), 4, options).unwrap();
         assert_ne!(bound.port(), 0);
         assert_eq!(sockets.len(), 4);
         for socket in &sockets {

@@ -1,8 +1,9 @@
 //! `ferry-relay` against hostile peers, on loopback: what a connection that sends one byte and
-//! waits, a flood beyond the limits, and random, partial, slow or oversized PROXY headers cost
-//! the relay. Each test bounds the relay's CPU time (read from `/proc`, with a wide margin: the
-//! old timed re-peek burned about a core with a few hundred such clients) and its descriptors,
-//! and checks that an honest client is still served.
+//! waits, a flood beyond the limits, random, partial, slow or oversized PROXY headers, and
+//! connections queued while the relay is out of descriptors cost the relay. Each test bounds
+//! the relay's CPU time (read from `/proc`, with a wide margin: the old timed re-peek burned
+//! about a core with a few hundred such clients) and its descriptors, and checks that an honest
+//! client is still served.
 
 mod support;
 
@@ -251,4 +252,77 @@ fn hostile_proxy_headers_are_bounded_in_time_cpu_and_descriptors() {
     let mut echoed = [0u8; 4];
     honest.read_exact(&mut echoed).expect("echo");
     assert_eq!(&echoed, b"ping");
+}
+
+/// The relay's `RLIMIT_NOFILE`, soft and hard, as `/proc/PID/limits` shows them.
+fn nofile(relay: &Relay) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", relay.pid())).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}
+
+/// `prlimit --pid PID --nofile=SOFT:HARD` (the hard limit kept as it is).
+fn set_soft_nofile(relay: &Relay, soft: &str) {
+    let (_, hard) = nofile(relay);
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &relay.pid().to_string()])
+        .arg(format!("--nofile={soft}:{hard}"))
+        .status()
+        .expect("run prlimit");
+    assert!(status.success(), "prlimit: {status}");
+}
+
+/// Out of descriptors while connections wait in the backlog: every `accept` fails with EMFILE
+/// and the listening socket stays readable, so an accept loop without a back-off retries at
+/// once, forever. Measured with the back-off removed from `accept_loop`: 1.8 s of CPU in this
+/// one second (both runtime workers spinning, one per listening socket), against 0 with it.
+/// The relay must stay calm instead, and serve every waiting client once descriptors are back.
+///
+/// The soft limit goes to 3, below every descriptor the relay holds (stdin, stdout and stderr
+/// stay open), so no new descriptor can be had at all. A limit just above those in use would
+/// not prove it: a connection accepted into the last free descriptor fails its upstream
+/// connect, is reset and gives the descriptor back, so the backlog drains through refusals
+/// and `accept` seldom fails: `relay.rs`'s
+/// `running_out_of_descriptors_neither_spins_nor_stops_the_listener`, without the back-off,
+/// counted 2,667 failed accepts while its clients queued, 23 refusals, and then an empty
+/// backlog and no CPU in its measured second.
+#[test]
+fn out_of_descriptors_with_connections_queued_the_accept_loop_backs_off() {
+    let upstream = Upstream::echo();
+    let relay = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream.addr.to_string(),
+        "--health-interval",
+        "1h",
+    ]);
+    let (soft, _) = nofile(&relay);
+    set_soft_nofile(&relay, "3");
+    let waiting = holding_clients(relay.addr(), 16, b"queued");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu(&relay);
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu(&relay) - before;
+    set_soft_nofile(&relay, &soft);
+    // 10 attempts a second per listening socket cost nothing measurable (0-10 ms: the clock
+    // ticks in 10 ms); a loop that spins takes a core.
+    assert!(
+        spent < Duration::from_millis(200),
+        "{spent:?} of CPU in 1 s with every accept failing (EMFILE): the accept loop spins"
+    );
+    for (i, mut client) in waiting.into_iter().enumerate() {
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut echoed = [0u8; 6];
+        client.read_exact(&mut echoed).unwrap_or_else(|e| {
+            panic!("waiting client {i} not served once descriptors came back: {e}")
+        });
+        assert_eq!(&echoed, b"queued");
+    }
 }

@@ -708,9 +708,11 @@ fn running_out_of_descriptors_neither_spins_nor_stops_the_listener() {
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(1));
     let spent = cpu_ticks(pid) - before;
-    // Out of descriptors, with connections waiting: the relay must stay calm. (Checked by
-    // hand: in this setup an accept loop without the back-off did not spin either, so this
-    // bound does not prove the back-off; it proves the relay stays calm and recovers.)
+    // Out of descriptors, with connections waiting: the relay must stay calm and recover.
+    // (Here one descriptor stays free, so the backlog drains through refusals and a loop
+    // without the back-off would not spin either; hostile.rs's
+    // `out_of_descriptors_with_connections_queued_the_accept_loop_backs_off` is the set-up
+    // where it does, and proves the back-off.)
     assert!(
         spent < 30,
         "{spent} ticks of CPU in one second while out of descriptors"

@@ -85,7 +85,7 @@ pub struct Cli {
     /// Never use splice(2); always copy
     #[arg(long)]
     pub no_splice: bool,
-    /// Capacity of each splice pipe: bytes, or KiB/MiB, 4KiB to 1MiB [default: the kernel's]
+    /// Capacity of each splice pipe: bytes, or KiB/MiB, 4KiB to 1MiB [default: 256KiB]
     #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     pub pipe_size: Option<String>,
     /// Connections to each upstream kept open ahead of need, 0 to 64 [default: 0]

@@ -128,7 +128,8 @@ pub struct ListenerConfig {
     /// Forward with `splice(2)`; `false` forces the plain copy (for debugging).
     pub splice: bool,
     /// `F_SETPIPE_SZ` for the splice pipes, 4 KiB to 1 MiB (the kernel rounds up to a power
-    /// of two pages); `None`: the kernel's default.
+    /// of two pages); 256 KiB unless configured. `None` (not reachable from the config) keeps
+    /// the kernel's default, 64 KiB.
     pub pipe_size: Option<usize>,
     /// Connections to each upstream kept open ahead of need (0: none; see `crate::warm`).
     pub warm: usize,

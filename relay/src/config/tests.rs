@@ -253,8 +253,8 @@ fn good_command_lines_give_these_values() {
                 l.pipe_size = Some(1 << 20);
             },
         ),
-        (format!("{BASE} --pipe-size 256KiB"), |c| {
-            c.listeners[0].pipe_size = Some(256 << 10);
+        (format!("{BASE} --pipe-size 128KiB"), |c| {
+            c.listeners[0].pipe_size = Some(128 << 10);
         }),
         (format!("{BASE} --pipe-size 65536"), |c| {
             c.listeners[0].pipe_size = Some(65536);
@@ -574,6 +574,15 @@ const ONE: &str = r#"
         upstreams = ["10.1.0.5:443"]
     "#;
 
+/// The pipe size is measured, not the kernel's: 256 KiB from the flags and from a file alike.
+#[test]
+fn pipes_are_256_kib_unless_configured() {
+    let flags = from_cli(BASE).unwrap();
+    assert_eq!(flags.listeners[0].pipe_size, Some(256 << 10));
+    let file = from_toml(ONE).unwrap();
+    assert_eq!(file.listeners[0].pipe_size, Some(256 << 10));
+}
+
 #[test]
 fn good_files_give_these_values() {
     type Edit = fn(&mut Config);
@@ -673,8 +682,8 @@ fn good_files_give_these_values() {
                 c.listeners.push(http);
             },
         ),
-        (format!("{ONE}pipe_size = \"256KiB\"\n"), |c| {
-            c.listeners[0].pipe_size = Some(256 << 10);
+        (format!("{ONE}pipe_size = \"128KiB\"\n"), |c| {
+            c.listeners[0].pipe_size = Some(128 << 10);
         }),
     ];
     for (text, edit) in cases {

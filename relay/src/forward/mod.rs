@@ -10,12 +10,23 @@
 //! so nothing busy-loops. The pipe is taken from the [`PipePool`] when the source has data
 //! and handed back when the source runs dry, so idle connections hold no pipe.
 //!
+//! Short transfers skip the pipe: until one read brings 16 KiB, a direction reads into a
+//! stack buffer and writes what it read at once (one `read` and one `write` where a pipe
+//! costs three splices and the pool's emptiness check), keeping on the heap only what the
+//! destination does not take yet. A read that comes up short has emptied the socket, so its
+//! readiness is cleared without another read (as tokio's `poll_read` does); a read that fills
+//! the buffer shows a bulk transfer, and the direction splices from then on. These bytes are
+//! counted apart ([`DirectionReport::small`]), and they are no fallback: the direction is
+//! still on the splice path.
+//!
 //! Closing, where relays lose bytes:
 //!
 //! * **FIN** (`splice`/`read` returns 0): the conduit is already empty (it is always drained
 //!   before the next fill), so the FIN is passed on at once with `shutdown(Write)` on the
-//!   other side while the opposite direction keeps flowing. Bytes are never discarded at a
-//!   clean close.
+//!   other side while the opposite direction keeps flowing; when the opposite direction has
+//!   already finished, the connection ends there and the close of both sockets, right after,
+//!   passes it on (nothing is left unread on either, so the close sends a FIN, not a reset).
+//!   Bytes are never discarded at a clean close.
 //! * **Half-closed**: once one direction has finished, the connection gets
 //!   `half_close_timeout` of inactivity (instead of `idle_timeout`) to finish the other, then
 //!   both sockets are closed, so a peer that never sends its FIN cannot pin sockets in
@@ -36,7 +47,7 @@
 //! conduit are in `pump`.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use socket2::SockRef;
@@ -141,7 +152,8 @@ pub struct StatsSnapshot {
     pub client_to_upstream: u64,
     /// Bytes delivered to the client.
     pub upstream_to_client: u64,
-    /// Directions that delivered bytes through a pipe.
+    /// Directions that delivered bytes on the splice path (through a pipe, or the short
+    /// reads through the small buffer).
     pub spliced_directions: u64,
     /// Directions that delivered bytes through a user-space buffer.
     pub copied_directions: u64,
@@ -171,12 +183,22 @@ impl ForwardStats {
 pub struct DirectionReport {
     /// Bytes delivered through a pipe.
     pub spliced: u64,
+    /// Bytes of the splice path delivered through its small buffer: reads under 16 KiB before
+    /// the first that filled it.
+    pub small: u64,
     /// Bytes delivered through a user-space buffer.
     pub copied: u64,
     /// Splice was refused (or no pipe could be created) and this direction copied instead.
     pub fell_back: bool,
     /// The source's FIN was passed on to the destination.
     pub finished: bool,
+}
+
+impl DirectionReport {
+    /// Bytes delivered, whichever way.
+    pub fn delivered(&self) -> u64 {
+        self.spliced + self.small + self.copied
+    }
 }
 
 /// How the connection ended.
@@ -241,6 +263,7 @@ pub async fn forward_until(
         stats,
         pool: PipePool::global(),
         activity: Activity::new(),
+        finished: AtomicUsize::new(0),
     };
     let mut c2u = Pump::new(&client, &upstream, Side::Client, &ctx);
     let mut u2c = Pump::new(&upstream, &client, Side::Upstream, &ctx);
@@ -265,8 +288,8 @@ pub async fn forward_until(
     debug!(
         end = ?outcome.end,
         first_closed = ?outcome.first_closed,
-        client_to_upstream = outcome.client_to_upstream.spliced + outcome.client_to_upstream.copied,
-        upstream_to_client = outcome.upstream_to_client.spliced + outcome.upstream_to_client.copied,
+        client_to_upstream = outcome.client_to_upstream.delivered(),
+        upstream_to_client = outcome.upstream_to_client.delivered(),
         undelivered,
         "connection forwarded"
     );
@@ -334,6 +357,8 @@ struct Ctx<'a> {
     stats: &'a ForwardStats,
     pool: &'static PipePool,
     activity: Activity,
+    /// Directions that have passed their FIN on.
+    finished: AtomicUsize,
 }
 
 impl Ctx<'_> {

@@ -1,9 +1,9 @@
 //! One direction of a forwarded connection: the "fill, then drain" loop over a conduit (a
-//! pipe for splice, or a user-space buffer), and the switch to copying when splice is
-//! refused. The module doc of [`crate::forward`] explains the readiness and closing rules
-//! this loop keeps.
+//! pipe for splice, or a user-space buffer), the small-read path that spares short transfers
+//! the pipe, and the switch to copying when splice is refused. The module doc of
+//! [`crate::forward`] explains the readiness and closing rules this loop keeps.
 
-use std::io;
+use std::io::{self, Read as _};
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,39 +19,72 @@ use crate::splice::{self, Pipe};
 /// Size of the user-space buffer of a copying direction.
 const COPY_BUFFER: usize = 64 * 1024;
 
+/// The stack buffer of the splice path's small reads. A read that fills it shows a bulk
+/// transfer: the direction splices from then on. Smaller ones (a TLS handshake flight, a
+/// request, a short answer) take one `read` and one `write`, where the pipe costs two
+/// splices, a third that finds the socket empty, and the pool's check that the pipe is empty.
+pub(super) const SMALL_READ: usize = 16 * 1024;
+
 /// Why a direction stopped other than by a clean FIN.
 pub(super) struct Failure {
     pub(super) side: Side,
     pub(super) error: io::Error,
 }
 
+/// Bytes read and not yet written, in a user-space buffer.
+#[derive(Default)]
+pub(super) struct Buffer {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Buffer {
+    fn pending(&self) -> usize {
+        self.end - self.start
+    }
+}
+
 /// Where a direction's bytes are between the read and the write.
 pub(super) enum Conduit {
-    /// socket -> pipe -> socket; the pipe is held only while bytes are in flight.
-    Splice(Option<Pipe>),
-    /// socket -> buffer -> socket; the buffer is allocated on first use.
-    Copy {
-        buf: Vec<u8>,
-        start: usize,
-        end: usize,
+    /// The splice path. Until a read fills [`SMALL_READ`] bytes, reads go to a stack buffer
+    /// and are written at once; what the destination does not take waits in `held` (allocated
+    /// only then). Once one has (`bulk`): socket -> pipe -> socket, the pipe held only while
+    /// bytes are in flight.
+    Splice {
+        pipe: Option<Pipe>,
+        bulk: bool,
+        held: Buffer,
     },
+    /// socket -> buffer -> socket; the buffer is allocated on first use.
+    Copy(Buffer),
 }
 
 impl Conduit {
-    fn copy() -> Conduit {
-        Conduit::Copy {
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
+    fn splice() -> Conduit {
+        Conduit::Splice {
+            pipe: None,
+            bulk: false,
+            held: Buffer::default(),
         }
     }
 
     pub(super) fn pending(&self) -> usize {
         match self {
-            Conduit::Splice(pipe) => pipe.as_ref().map_or(0, Pipe::len),
-            Conduit::Copy { start, end, .. } => end - start,
+            Conduit::Splice { pipe, held, .. } => {
+                pipe.as_ref().map_or(0, Pipe::len) + held.pending()
+            }
+            Conduit::Copy(buffer) => buffer.pending(),
         }
     }
+}
+
+/// How delivered bytes travelled, for the counters.
+#[derive(Clone, Copy)]
+enum Path {
+    Pipe,
+    Small,
+    Copy,
 }
 
 /// Pool take failures travel inside an `io::Error` so that `fill` has one error type; this
@@ -70,6 +103,8 @@ pub(super) struct Pump<'a> {
     ctx: &'a Ctx<'a>,
     pub(super) conduit: Conduit,
     pub(super) report: DirectionReport,
+    /// A write of a small read failed inside `fill`: `drain` reports it (the bytes are held).
+    write_error: Option<io::Error>,
 }
 
 impl<'a> Pump<'a> {
@@ -80,9 +115,9 @@ impl<'a> Pump<'a> {
         ctx: &'a Ctx<'a>,
     ) -> Pump<'a> {
         let conduit = if ctx.opts.splice {
-            Conduit::Splice(None)
+            Conduit::splice()
         } else {
-            Conduit::copy()
+            Conduit::Copy(Buffer::default())
         };
         Pump {
             src,
@@ -91,6 +126,7 @@ impl<'a> Pump<'a> {
             ctx,
             conduit,
             report: DirectionReport::default(),
+            write_error: None,
         }
     }
 
@@ -115,18 +151,28 @@ impl<'a> Pump<'a> {
             }
         }
         self.release();
-        SockRef::from(self.dst)
-            .shutdown(Shutdown::Write)
-            .map_err(|e| self.fail(self.from.other(), e))?;
+        // When the other direction has finished too, the connection ends now and its close
+        // passes this FIN on (nothing is left unread on either socket): no shutdown needed.
+        if self.ctx.finished.fetch_add(1, Ordering::AcqRel) == 0 {
+            SockRef::from(self.dst)
+                .shutdown(Shutdown::Write)
+                .map_err(|e| self.fail(self.from.other(), e))?;
+        }
         self.report.finished = true;
         Ok(())
     }
 
-    /// One read from the source into the (empty) conduit.
+    /// One read from the source into the (empty) conduit; on the small-read path, also the
+    /// write of what was read, as far as the destination takes it.
     pub(super) fn fill(&mut self) -> io::Result<usize> {
         let src = self.src;
         let n = match &mut self.conduit {
-            Conduit::Splice(slot) => {
+            Conduit::Splice { bulk: false, .. } => return self.fill_small(),
+            Conduit::Splice {
+                pipe: slot,
+                bulk: true,
+                ..
+            } => {
                 let pipe = match slot {
                     Some(pipe) => pipe,
                     None => {
@@ -139,7 +185,7 @@ impl<'a> Pump<'a> {
                     splice::splice_in(src.as_fd(), pipe, usize::MAX)
                 })?
             }
-            Conduit::Copy { buf, start, end } => {
+            Conduit::Copy(Buffer { buf, start, end }) => {
                 if buf.is_empty() {
                     buf.resize(COPY_BUFFER, 0);
                 }
@@ -154,9 +200,63 @@ impl<'a> Pump<'a> {
         Ok(n)
     }
 
+    /// The small-read path: one `read` into a stack buffer, written on at once; what the
+    /// destination does not take now is moved to the heap and drained like any conduit.
+    fn fill_small(&mut self) -> io::Result<usize> {
+        let src = self.src;
+        let mut stack = [0u8; SMALL_READ];
+        let mut got = 0;
+        let read = src.try_io(Interest::READABLE, || {
+            got = (&*SockRef::from(src)).read(&mut stack)?;
+            if got > 0 && got < SMALL_READ {
+                // A read that comes up short has emptied the socket: clear the readiness now
+                // (as tokio's own `poll_read` does) instead of learning it from one more
+                // read's EAGAIN. A FIN already seen stays in the readiness; new data or a
+                // later FIN raises it again.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(got)
+        });
+        let n = match read {
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock && got > 0 => got,
+            Err(err) => return Err(err),
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        self.ctx.activity.touch();
+        let bytes = &stack[..n];
+        let written = match self.dst.try_write(bytes) {
+            Ok(written) => written,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(err) => {
+                self.write_error = Some(err);
+                0
+            }
+        };
+        if written > 0 {
+            self.delivered(written as u64, Path::Small);
+        }
+        let Conduit::Splice { bulk, held, .. } = &mut self.conduit else {
+            unreachable!("fill_small runs on the splice path only");
+        };
+        // A full buffer means more was waiting: a bulk transfer, from now on through a pipe.
+        *bulk = n == SMALL_READ;
+        if written < n {
+            held.buf.clear();
+            held.buf.extend_from_slice(&bytes[written..]);
+            (held.start, held.end) = (0, n - written);
+        }
+        Ok(n)
+    }
+
     /// Writes everything in the conduit to the destination.
     pub(super) async fn drain(&mut self) -> Result<(), Failure> {
         let to = self.from.other();
+        if let Some(err) = self.write_error.take() {
+            return Err(self.fail(to, err));
+        }
         while self.conduit.pending() > 0 {
             self.dst.writable().await.map_err(|e| self.fail(to, e))?;
             match self.flush() {
@@ -173,40 +273,60 @@ impl<'a> Pump<'a> {
     /// One write from the conduit to the destination, counted.
     fn flush(&mut self) -> io::Result<()> {
         let dst = self.dst;
-        let (n, spliced) = match &mut self.conduit {
-            Conduit::Splice(Some(pipe)) => {
+        let (n, path) = match &mut self.conduit {
+            Conduit::Splice { held, .. } if held.pending() > 0 => {
+                let n = dst.try_write(&held.buf[held.start..held.end])?;
+                held.start += n;
+                if held.pending() == 0 {
+                    // Held only while the destination lags: an idle connection keeps none.
+                    *held = Buffer::default();
+                }
+                (n, Path::Small)
+            }
+            Conduit::Splice {
+                pipe: Some(pipe), ..
+            } => {
                 let len = pipe.len();
                 let n = dst.try_io(Interest::WRITABLE, || {
                     splice::splice_out(pipe, dst.as_fd(), len)
                 })?;
-                (n, true)
+                (n, Path::Pipe)
             }
-            Conduit::Splice(None) => return Ok(()),
-            Conduit::Copy { buf, start, end } => {
+            Conduit::Splice { pipe: None, .. } => return Ok(()),
+            Conduit::Copy(Buffer { buf, start, end }) => {
                 let n = dst.try_write(&buf[*start..*end])?;
                 *start += n;
-                (n, false)
+                (n, Path::Copy)
             }
         };
         if n == 0 {
             // A socket never accepts 0 of a non-empty write; don't loop on it.
             return Err(io::ErrorKind::WriteZero.into());
         }
-        self.delivered(n as u64, spliced);
+        self.delivered(n as u64, path);
         Ok(())
     }
 
-    fn delivered(&mut self, n: u64, spliced: bool) {
+    fn delivered(&mut self, n: u64, path: Path) {
         let stats = self.ctx.stats;
-        let (bytes, directions) = if spliced {
-            (&mut self.report.spliced, &stats.spliced_directions)
-        } else {
-            (&mut self.report.copied, &stats.copied_directions)
+        let report = &mut self.report;
+        // The small reads belong to the splice path: a direction that never needed a pipe
+        // is no copy fallback.
+        let (first, directions) = match path {
+            Path::Pipe | Path::Small => (
+                report.spliced + report.small == 0,
+                &stats.spliced_directions,
+            ),
+            Path::Copy => (report.copied == 0, &stats.copied_directions),
         };
-        if *bytes == 0 {
+        if first {
             directions.fetch_add(1, Ordering::Relaxed);
         }
-        *bytes += n;
+        match path {
+            Path::Pipe => report.spliced += n,
+            Path::Small => report.small += n,
+            Path::Copy => report.copied += n,
+        }
         let counter = match self.from {
             Side::Client => &stats.client_to_upstream,
             Side::Upstream => &stats.upstream_to_client,
@@ -218,16 +338,20 @@ impl<'a> Pump<'a> {
     /// Splice was refused before any byte entered the pipe: copy from now on.
     fn fall_back(&mut self, reason: &io::Error) {
         self.release();
-        self.conduit = Conduit::copy();
+        self.conduit = Conduit::Copy(Buffer::default());
         self.note_fallback(reason);
     }
 
     /// Splice to the destination was refused with bytes in the pipe: move them into a buffer
     /// and copy from now on.
     pub(super) fn spill(&mut self, reason: &io::Error) -> Result<(), Failure> {
-        let Conduit::Splice(Some(pipe)) = &mut self.conduit else {
+        let Conduit::Splice {
+            pipe: Some(pipe), ..
+        } = &mut self.conduit
+        else {
             return Ok(());
         };
+        // A pipe is filled only once `held` is empty, so the pipe holds every pending byte.
         let held = pipe.len();
         let mut buf = vec![0; held.max(COPY_BUFFER)];
         let mut end = 0;
@@ -239,7 +363,7 @@ impl<'a> Pump<'a> {
             }
         }
         self.release();
-        self.conduit = Conduit::Copy { buf, start: 0, end };
+        self.conduit = Conduit::Copy(Buffer { buf, start: 0, end });
         self.note_fallback(reason);
         Ok(())
     }
@@ -262,8 +386,8 @@ impl<'a> Pump<'a> {
 
     /// Hands the pipe back to the pool (which closes it unless it is empty).
     pub(super) fn release(&mut self) {
-        if let Conduit::Splice(slot) = &mut self.conduit {
-            if let Some(pipe) = slot.take() {
+        if let Conduit::Splice { pipe, .. } = &mut self.conduit {
+            if let Some(pipe) = pipe.take() {
                 self.ctx.pool.put(pipe);
             }
         }

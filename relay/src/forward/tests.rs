@@ -1,9 +1,11 @@
 //! Unit tests of forwarding internals: the timeout arithmetic, option validation, a splice
 //! refusal with bytes already in the pipe (injected, since kernels do not refuse it between
-//! two TCP sockets), and that the `forward` future is `Send`.
+//! two TCP sockets), the small-read path and its switch to the pipe, and that the `forward`
+//! future is `Send`.
 
-use super::pump::{Conduit, Pump};
+use super::pump::{Conduit, Pump, SMALL_READ};
 use super::*;
+use tokio::io::Interest;
 
 #[test]
 fn huge_timeouts_mean_never_not_a_panic() {
@@ -79,8 +81,14 @@ fn refusal_with_bytes_in_the_pipe_switches_to_copying_without_loss() {
             stats: &stats,
             pool: PipePool::global(),
             activity: Activity::new(),
+            finished: AtomicUsize::new(0),
         };
         let mut pump = Pump::new(&relay_in, &relay_out, Side::Client, &ctx);
+        // Past the small reads: the next fill splices into the pipe.
+        let Conduit::Splice { bulk, .. } = &mut pump.conduit else {
+            panic!("the splice path is the default");
+        };
+        *bulk = true;
 
         client.write_all(b"spliced into the pipe, ").await.unwrap();
         let n = loop {
@@ -95,7 +103,7 @@ fn refusal_with_bytes_in_the_pipe_switches_to_copying_without_loss() {
         assert_eq!(pump.conduit.pending(), n);
         let refused = io::Error::from_raw_os_error(libc::EINVAL);
         assert!(pump.spill(&refused).is_ok());
-        assert!(matches!(pump.conduit, Conduit::Copy { .. }));
+        assert!(matches!(pump.conduit, Conduit::Copy(_)));
         assert_eq!(
             pump.conduit.pending(),
             n,
@@ -118,6 +126,64 @@ fn refusal_with_bytes_in_the_pipe_switches_to_copying_without_loss() {
         assert_eq!(snapshot.copied_directions, 1);
         assert_eq!(snapshot.spliced_directions, 0);
         assert_eq!(snapshot.client_to_upstream, got.len() as u64);
+    });
+}
+
+/// Short reads go through the stack buffer and leave the socket's readiness cleared (no read
+/// that finds it empty); the first read that fills the buffer switches the direction to the
+/// pipe, and every byte arrives in order either way.
+#[test]
+fn short_reads_skip_the_pipe_until_one_fills_the_buffer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut client, relay_in) = pair().await;
+        let (relay_out, mut upstream) = pair().await;
+        let opts = ForwardOptions::default();
+        let stats = ForwardStats::new();
+        let ctx = Ctx {
+            opts: &opts,
+            stats: &stats,
+            pool: PipePool::global(),
+            activity: Activity::new(),
+            finished: AtomicUsize::new(0),
+        };
+        let mut pump = Pump::new(&relay_in, &relay_out, Side::Client, &ctx);
+        let mut sent = Vec::new();
+
+        client.write_all(b"hello").await.unwrap();
+        sent.extend_from_slice(b"hello");
+        relay_in.readable().await.unwrap();
+        assert_eq!(pump.fill().unwrap(), 5);
+        assert_eq!(pump.conduit.pending(), 0, "written at once");
+        assert_eq!(pump.report.small, 5);
+        assert!(
+            relay_in.try_io(Interest::READABLE, || Ok(())).is_err(),
+            "a short read clears the readiness"
+        );
+        assert!(matches!(pump.conduit, Conduit::Splice { bulk: false, .. }));
+
+        // More than the buffer at once: one full read, then the pipe.
+        let big: Vec<u8> = (0..3 * SMALL_READ).map(|i| (i % 251) as u8).collect();
+        client.write_all(&big).await.unwrap();
+        sent.extend_from_slice(&big);
+        client.shutdown().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pump.run().await.is_ok());
+        assert!(matches!(pump.conduit, Conduit::Splice { bulk: true, .. }));
+        assert_eq!(pump.report.small, 5 + SMALL_READ as u64);
+        assert_eq!(pump.report.spliced, 2 * SMALL_READ as u64);
+        assert!(pump.report.finished && !pump.report.fell_back);
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.spliced_directions, 1, "{snapshot:?}");
+        assert_eq!(snapshot.copied_directions, 0, "{snapshot:?}");
+
+        let mut got = Vec::new();
+        upstream.read_to_end(&mut got).await.unwrap();
+        assert!(got == sent, "bytes lost or out of order");
     });
 }
 
