@@ -63,17 +63,21 @@ fn was_refused(client: &mut TcpStream, within: Duration) -> bool {
 /// headers (it trusts only 10.255.0.0/16, so every loopback client is checked), waiting up to
 /// 30 s for them, with `extra` flags.
 fn checking_untrusted_clients(upstream: &Upstream, extra: &[&str]) -> Relay {
-    let upstream = upstream.addr.to_string();
     let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
         "--accept-proxy-from",
         "10.255.0.0/16",
         "--proxy-header-timeout",
         "30s",
     ];
+    args.extend(extra);
+    relay_to(upstream, &args)
+}
+
+/// A relay on a port of 127.0.0.1 the kernel chooses, in front of `upstream`, with `extra`
+/// flags.
+fn relay_to(upstream: &Upstream, extra: &[&str]) -> Relay {
+    let upstream = upstream.addr.to_string();
+    let mut args = vec!["--listen", "127.0.0.1:0", "--upstream", &upstream];
     args.extend(extra);
     start(&args)
 }
@@ -157,16 +161,15 @@ fn limits_refuse_a_flood_at_accept() {
 #[test]
 fn hostile_proxy_headers_are_bounded_in_time_cpu_and_descriptors() {
     let upstream = Upstream::echo();
-    let relay = start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream.addr.to_string(),
-        "--accept-proxy-from",
-        "127.0.0.0/8",
-        "--proxy-header-timeout",
-        "1s",
-    ]);
+    let relay = relay_to(
+        &upstream,
+        &[
+            "--accept-proxy-from",
+            "127.0.0.0/8",
+            "--proxy-header-timeout",
+            "1s",
+        ],
+    );
     let baseline = descriptors(&relay);
     let before = cpu(&relay);
     let mut rng = Rng(0x5eed);
@@ -293,14 +296,7 @@ fn set_soft_nofile(relay: &Relay, soft: &str) {
 #[test]
 fn out_of_descriptors_with_connections_queued_the_accept_loop_backs_off() {
     let upstream = Upstream::echo();
-    let relay = start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream.addr.to_string(),
-        "--health-interval",
-        "1h",
-    ]);
+    let relay = relay_to(&upstream, &["--health-interval", "1h"]);
     let (soft, _) = nofile(&relay);
     set_soft_nofile(&relay, "3");
     let waiting = holding_clients(relay.addr(), 16, b"queued");

@@ -61,6 +61,17 @@ async fn pair() -> (TcpStream, TcpStream) {
     (near, far)
 }
 
+/// A direction's shared state as `forward` makes it, for driving one `Pump` by hand.
+fn ctx<'a>(opts: &'a ForwardOptions, stats: &'a ForwardStats) -> Ctx<'a> {
+    Ctx {
+        opts,
+        stats,
+        pool: PipePool::global(),
+        activity: Activity::new(),
+        finished: AtomicUsize::new(0),
+    }
+}
+
 /// Kernels refuse splice only for odd descriptors, never for two TCP sockets, so the
 /// refusal is injected: first with bytes already in the pipe (they must be copied out of
 /// it, not lost), then the direction must carry on by copying to the end.
@@ -76,13 +87,7 @@ fn refusal_with_bytes_in_the_pipe_switches_to_copying_without_loss() {
         let (relay_out, mut upstream) = pair().await;
         let opts = ForwardOptions::default();
         let stats = ForwardStats::new();
-        let ctx = Ctx {
-            opts: &opts,
-            stats: &stats,
-            pool: PipePool::global(),
-            activity: Activity::new(),
-            finished: AtomicUsize::new(0),
-        };
+        let ctx = ctx(&opts, &stats);
         let mut pump = Pump::new(&relay_in, &relay_out, Side::Client, &ctx);
         // Past the small reads: the next fill splices into the pipe.
         let Conduit::Splice { bulk, .. } = &mut pump.conduit else {
@@ -144,13 +149,7 @@ fn short_reads_skip_the_pipe_until_one_fills_the_buffer() {
         let (relay_out, mut upstream) = pair().await;
         let opts = ForwardOptions::default();
         let stats = ForwardStats::new();
-        let ctx = Ctx {
-            opts: &opts,
-            stats: &stats,
-            pool: PipePool::global(),
-            activity: Activity::new(),
-            finished: AtomicUsize::new(0),
-        };
+        let ctx = ctx(&opts, &stats);
         let mut pump = Pump::new(&relay_in, &relay_out, Side::Client, &ctx);
         let mut sent = Vec::new();
 
