@@ -360,13 +360,39 @@ describe() {
   esac
 }
 
+# start_load MODE PORT N OUT WHAT: `tcpload MODE` with N connections to the proxy on PORT, in
+# the background (on the load core when pinning), then up to 3 minutes for its `ready` line.
+# Sets LOAD_PID and LOAD_READY (that line). If it does not come: warns "WHAT were not all open",
+# stops the load, marks OUT failed and returns 1.
+start_load() {
+  local mode=$1 port=$2 n=$3 out=$4 what=$5 pin=()
+  if ((PIN)); then pin=(taskset -c "$LOAD_CPU"); fi
+  "${NSX[@]}" "${pin[@]}" "$WORK/bin/tcpload" "$mode" "127.0.0.1:$port" "$n" </dev/null >"$out.out" 2>"$out.err" &
+  LOAD_PID=$!
+  PIDS+=("$LOAD_PID")
+  for _ in $(seq 1800); do
+    grep -q '^ready' "$out.out" && break
+    kill -0 "$LOAD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  LOAD_READY=$(grep '^ready' "$out.out" || true)
+  if [[ -z $LOAD_READY ]]; then
+    warn "$what were not all open within 3 minutes: $(cat "$out.err")"
+    stop_pids "$LOAD_PID"
+    forget "$LOAD_PID"
+    touch "$out.failed"
+    return 1
+  fi
+}
+
+
 # Memory per idle connection: IDLE connections opened through the proxy (each echoes 16 bytes
 # once, so the upstream side is surely connected), held, measured, closed; then the time until
 # the proxy has closed them all, and whether any socket was left in CLOSE_WAIT. Each time with a
 # fresh proxy process, warmed up by one connection: memory freed by earlier tests stays in a
 # process's allocator, and a process would not grow again for connections it once held.
 idle_one() { # idle_one SYSTEM ROUND
-  local s=$1 r=$2 out p pid line procs sockets t0 pin=()
+  local s=$1 r=$2 out p pid line procs sockets t0
   out=$WORK/runs/idle/$s/$r
   mkdir -p "$(dirname "$out")"
   p=$(proxy_name "$s" echo)
@@ -377,23 +403,8 @@ idle_one() { # idle_one SYSTEM ROUND
   proctree "proxy=${PID[$p]}" >"$out.before"
   read -r _ _ _ _ procs _ _ sockets <"$out.before"
   local before_procs=$procs before_sockets=$sockets
-  if ((PIN)); then pin=(taskset -c "$LOAD_CPU"); fi
-  "${NSX[@]}" "${pin[@]}" "$WORK/bin/tcpload" idle "127.0.0.1:${ECHO_PORT[$s]}" "$IDLE" </dev/null >"$out.out" 2>"$out.err" &
-  pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 1800); do
-    grep -q '^ready' "$out.out" && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  line=$(grep '^ready' "$out.out" || true)
-  if [[ -z $line ]]; then
-    warn "idle ${LABEL[$s]}: the connections were not all open within 3 minutes: $(cat "$out.err")"
-    stop_pids "$pid"
-    forget "$pid"
-    touch "$out.failed"
-    return
-  fi
+  start_load idle "${ECHO_PORT[$s]}" "$IDLE" "$out" "idle ${LABEL[$s]}: the connections" || return
+  pid=$LOAD_PID line=$LOAD_READY
   sleep 2 # let the proxy settle (allocator, socat's last children)
   proctree "proxy=${PID[$p]}" >"$out.after"
   stop_pids "$pid" # tcpload counts its connections that are still open, then closes them all
@@ -444,22 +455,8 @@ slow_one() { # slow_one SYSTEM ROUND
   read -r _ _ _ _ procs _ _ sockets <"$out.before"
   local before_sockets=$sockets
   if ((PIN)); then pin=(taskset -c "$LOAD_CPU"); fi
-  "${NSX[@]}" "${pin[@]}" "$WORK/bin/tcpload" slow "127.0.0.1:${SLOW_PORT[$s]}" "$SLOW" </dev/null >"$out.out" 2>"$out.err" &
-  pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 1800); do
-    grep -q '^ready' "$out.out" && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  line=$(grep '^ready' "$out.out" || true)
-  if [[ -z $line ]]; then
-    warn "slow ${LABEL[$s]}: the clients were not all open within 3 minutes: $(cat "$out.err")"
-    stop_pids "$pid"
-    forget "$pid"
-    touch "$out.failed"
-    return
-  fi
+  start_load slow "${SLOW_PORT[$s]}" "$SLOW" "$out" "slow ${LABEL[$s]}: the clients" || return
+  pid=$LOAD_PID line=$LOAD_READY
   sleep 1
   { proctree "proxy=${PID[$s]}" "load=$pid" "upstream=${PID[echo]}"; cores; } >"$out.held"
   t0=$EPOCHREALTIME
